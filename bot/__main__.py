@@ -1,0 +1,102 @@
+"""Command line: `python -m bot run | chat | migrate` (each with --help)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.config import ConfigError, Settings, load_settings
+from storage.db import DatabaseUnavailable
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Viet Art View order and support assistant (Telegram, Zalo, console).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "run",
+        help="run the configured channels (the console chat when no token is set)",
+        description="Run the channels configured in the environment or .env. With no "
+        "TELEGRAM_BOT_TOKEN and no Zalo token, says so and starts the console chat.",
+    )
+    chat = sub.add_parser(
+        "chat",
+        help="chat with the bot in this terminal (or from piped input)",
+        description="The console channel: one message per line on standard input. A number "
+        "presses a button; '/contact +84912345678 Name' shares a contact; '@staff TEXT' "
+        "writes in the staff chat.",
+    )
+    chat.add_argument("--user", default="1000", help="customer id to chat as (default 1000)")
+    chat.add_argument("--lang", choices=("vi", "en"), help="the language hint of this customer")
+    sub.add_parser(
+        "migrate",
+        help="upgrade the database schema to the newest version",
+        description="Apply the Alembic migrations to DATABASE_URL (the bot also does this "
+        "itself when it starts).",
+    )
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would contain the token
+
+
+async def _migrate(settings: Settings) -> None:
+    from bot.app import open_database
+
+    engine, _ = await open_database(settings)
+    await engine.dispose()
+    print(f"Database is up to date: {settings.resolved_database_url.split('///')[-1]}")
+
+
+async def _run(settings: Settings) -> None:
+    from bot.app import run_console
+
+    if not settings.has_telegram:
+        print(
+            "No TELEGRAM_BOT_TOKEN or Zalo token configured: starting the console chat "
+            "(type /start; Ctrl-D to quit).",
+            file=sys.stderr,
+        )
+        await run_console(settings, user_id="1000", language=None)
+        return
+    from bot.channels.telegram import run_telegram
+
+    await run_telegram(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _setup_logging(verbose=args.command == "run" and settings.has_telegram)
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "chat":
+            from bot.app import run_console
+
+            asyncio.run(run_console(settings, user_id=args.user, language=args.lang))
+        else:
+            asyncio.run(_run(settings))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except DatabaseUnavailable as exc:
+        print(f"Database error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The console channel: a scriptable chat on standard input/output.
+
+Each input line is one message. A line that is only a number presses that button of the
+most recent message with buttons; `/contact +84912345678 Full Name` shares a contact; a line
+starting with `@staff ` is written in the staff chat by a staff admin. Replies to the staff
+chat are printed with `[staff] `, replies to another simulated customer with `[user ID] `.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import re
+import sys
+import uuid
+from pathlib import Path
+from typing import TextIO
+
+from bot.runtime import Runtime
+from handlers.messages import STAFF, Button, Contact, Inbound, Outbound, SendResult
+
+CHANNEL = "console"
+_TAG = re.compile(r"<[^>]+>")
+_CONTACT = re.compile(r"^/contact\s+(\+?[\d .\-()]{6,20})\s*(.*)$")
+
+
+class ConsoleAdapter:
+    name = CHANNEL
+
+    def __init__(self, user_id: str, files_dir: Path, out: TextIO | None = None) -> None:
+        self.user_id = user_id
+        self.files_dir = files_dir
+        self.out = out or sys.stdout
+        self.buttons: dict[str, tuple[Button, ...]] = {}  # chat → buttons of its latest message
+        self._ids = itertools.count(1)
+
+    async def send(
+        self,
+        message: Outbound,
+        edit_message_id: str | None = None,
+        reply_to_message_id: str | None = None,
+    ) -> SendResult:
+        text = html.unescape(_TAG.sub("", message.text)) if message.html else message.text
+        lines = text.splitlines() or [""]
+        if edit_message_id:
+            lines[0] = f"✎ #{edit_message_id} {lines[0]}"
+        flat = tuple(button for row in message.buttons for button in row)
+        if flat:
+            self.buttons[message.chat_id] = flat
+            lines += [f"[{number}] {button.label}" for number, button in enumerate(flat, 1)]
+        if message.ask_contact:
+            lines.append("[📱 /contact +84…]")
+        if message.document is not None:
+            self.files_dir.mkdir(parents=True, exist_ok=True)
+            path = self.files_dir / Path(message.document.filename).name
+            path.write_bytes(message.document.content)
+            lines.append(f"📎 {path}")
+        prefix = self._prefix(message.chat_id)
+        self.out.write("".join(f"{prefix}{line}\n" for line in lines))
+        self.out.write("\n" if not prefix else "")
+        self.out.flush()
+        return SendResult(platform_message_id=edit_message_id or str(next(self._ids)))
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        self.out.write(f"{self._prefix(chat_id)}🗑 #{message_id}\n")
+        self.out.flush()
+
+    def _prefix(self, chat_id: str) -> str:
+        if chat_id == STAFF:
+            return "[staff] "
+        return "" if chat_id == self.user_id else f"[user {chat_id}] "
+
+
+class ConsoleChat:
+    """Reads lines, turns them into inbounds, and waits for each to be answered."""
+
+    def __init__(
+        self, runtime: Runtime, adapter: ConsoleAdapter, staff_user_id: str, language: str | None
+    ) -> None:
+        self.runtime = runtime
+        self.adapter = adapter
+        self.staff_user_id = staff_user_id
+        self.language = language
+        self._session = uuid.uuid4().hex[:12]
+        self._counter = itertools.count(1)
+
+    def to_inbound(self, line: str) -> Inbound:
+        staff = line.startswith("@staff ") or line.strip() == "@staff"
+        body = line[len("@staff") :].strip() if staff else line.strip()
+        chat_id = STAFF if staff else self.adapter.user_id
+        base = dict(
+            channel=CHANNEL,
+            chat_id=chat_id,
+            user_id=self.staff_user_id if staff else self.adapter.user_id,
+            dedupe_key=f"{self._session}:{next(self._counter)}",
+            language_hint=self.language,
+            from_staff_chat=staff,
+        )
+        if body.isdigit() and len(body) <= 3:
+            buttons = self.adapter.buttons.get(chat_id, ())
+            number = int(body)
+            if 1 <= number <= len(buttons):
+                return Inbound(**base, text=buttons[number - 1].label, payload=buttons[number - 1].payload)
+            return Inbound(**base, text=body, payload=f"badchoice:{number}")
+        contact = _CONTACT.match(body)
+        if contact and not staff:
+            return Inbound(
+                **base, text=body, contact=Contact(phone=contact.group(1), name=contact.group(2))
+            )
+        command, args = Inbound.parse_command(body)
+        return Inbound(**base, text=body, command=command, args=args)
+
+    async def run(self, stream: TextIO) -> None:
+        loop = asyncio.get_running_loop()
+        interactive = stream.isatty()
+        while True:
+            if interactive:
+                self.adapter.out.write("> ")
+                self.adapter.out.flush()
+            line = await loop.run_in_executor(None, stream.readline)
+            if not line:
+                break
+            await self.runtime.receive(self.to_inbound(line.rstrip("\r\n")))
+            await self.runtime.idle()
+        await self.runtime.idle()

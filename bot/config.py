@@ -1,0 +1,94 @@
+"""Settings from the environment or `.env` (names in DESIGN.md), read with pydantic-settings.
+
+A missing or malformed setting stops the program with one line naming it (`ConfigError`);
+secret values are never echoed back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_DIR / "data"
+
+
+class ConfigError(Exception):
+    """One clear line for the operator, naming the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""  # empty → SQLite file in data_dir
+    default_locale: str = "vi"
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    staff_chat_id: str = ""  # empty → staff work in the console (prefix "@staff ")
+    staff_admin_ids: Annotated[tuple[str, ...], NoDecode] = ()
+
+    zalo_app_id: str = ""
+    zalo_app_secret: SecretStr | None = None
+    zalo_oa_secret_key: SecretStr | None = None
+    zalo_access_token: SecretStr | None = None
+    zalo_refresh_token: SecretStr | None = None
+    zalo_api_base_url: str = "https://openapi.zalo.me"
+    zalo_oauth_base_url: str = "https://oauth.zaloapp.com"
+
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_public_url: str = ""
+    telegram_webhook_secret: SecretStr | None = None
+
+    policy_version: str = "2021-11-25"
+    draft_ttl_hours: float = Field(default=24, gt=0)
+    catalog_path: Path | None = None
+    carrier_name: str = "Giao Hàng Nhanh"
+
+    @field_validator("staff_admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            items = tuple(part.strip() for part in value.split(",") if part.strip())
+            if not all(item.lstrip("-").isdigit() for item in items):
+                raise ValueError("expected comma-separated numeric ids, e.g. 111,222")
+            return items
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in ("vi", "en"):
+            raise ValueError("expected vi or en")
+        return value
+
+    @field_validator("telegram_api_base_url", "zalo_api_base_url", "zalo_oauth_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/") if not value.endswith("/bot") else value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'vietartview.db'}"
+
+    @property
+    def has_telegram(self) -> bool:
+        return self.telegram_bot_token is not None and bool(self.telegram_bot_token.get_secret_value())
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; turn pydantic's report into one line naming the first bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        # Never echo the input: it may be a secret.
+        raise ConfigError(f"Configuration error: {name}: {error['msg']}") from None

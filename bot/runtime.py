@@ -1,0 +1,346 @@
+"""The message pipeline: inbox → per-conversation processing → outbox → delivery.
+
+- `receive()` stores an inbound in the inbox (unique per channel + dedupe key) before the
+  adapter acknowledges the platform; a duplicate returns False and does nothing else.
+- Each conversation (channel, chat id) is processed by at most one task at a time, oldest
+  inbox row first, so one customer's messages never interleave while different customers
+  run concurrently. One inbound = one transaction: state change + outbox rows + inbox mark.
+- The delivery worker sends committed outbox rows right after commit, retries with backoff,
+  records platform message ids, and performs scheduled deletions.
+- On start, unprocessed inbox rows and unsent outbox rows from before a crash are resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+import handlers.flows  # noqa: F401  (registers every flow on the router)
+from bot.channels.base import ChannelAdapter
+from handlers.context import ShopConfig
+from handlers.dispatcher import dispatch
+from handlers.i18n import pick_language, t
+from handlers.messages import (
+    Inbound,
+    Outbound,
+    PermanentSendError,
+    TemporarySendError,
+    normalize_text,
+)
+from storage.models import ChannelIdentity, OutboxMessage
+from storage.repositories import UnitOfWork, store_inbound
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+    max_attempts: int = 12  # ~1 hour of retries before a row is marked failed
+
+    def backoff(self, attempts: int) -> float:
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+        return delay * (0.8 + 0.4 * random.random())  # jitter: failed sends don't retry in step
+
+
+class Runtime:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        config: ShopConfig,
+        clock: Clock = utc_now,
+        delivery: DeliveryPolicy | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.clock = clock
+        self.delivery = delivery or DeliveryPolicy()
+        self.adapters: dict[str, ChannelAdapter] = {}
+        self._conversations: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wake_delivery = asyncio.Event()
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._delivery_lock = asyncio.Lock()  # one delivery pass at a time: no double sends
+        self._stopping = False
+
+    def add_adapter(self, adapter: ChannelAdapter) -> None:
+        self.adapters[adapter.name] = adapter
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    async def receive(self, inbound: Inbound) -> bool:
+        """Store the inbound, then schedule its processing. False for a duplicate delivery."""
+        inbound = _clean(inbound)
+        event_id = await store_inbound(
+            self.sessions,
+            inbound.channel,
+            inbound.dedupe_key,
+            inbound.chat_id,
+            inbound.user_id,
+            inbound.to_json(),
+            self.clock(),
+        )
+        if event_id is None:
+            log.info("duplicate %s event dropped", inbound.channel)
+            return False
+        self._kick_conversation(inbound.channel, inbound.chat_id)
+        return True
+
+    def _kick_conversation(self, channel: str, chat_id: str) -> None:
+        key = (channel, chat_id)
+        task = self._conversations.get(key)
+        if task is not None and not task.done():
+            # The running task re-reads the inbox before it ends, so it will see the new row.
+            return
+        task = asyncio.create_task(self._drain_conversation(key), name=f"conv:{channel}")
+        self._conversations[key] = task
+        task.add_done_callback(lambda _t, k=key: self._forget(k, _t))
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._conversations.get(key) is task:
+            del self._conversations[key]
+            # A row may have arrived between the last read and the task's end.
+            if not self._stopping:
+                asyncio.get_running_loop().create_task(self._recheck(key))
+
+    async def _recheck(self, key: tuple[str, str]) -> None:
+        async with UnitOfWork(self.sessions) as uow:
+            pending = await uow.inbox.next_pending(*key)
+        if pending is not None:
+            self._kick_conversation(*key)
+
+    async def _drain_conversation(self, key: tuple[str, str]) -> None:
+        while not self._stopping:
+            processed = await self._process_next(key)
+            if not processed:
+                return
+
+    async def _process_next(self, key: tuple[str, str]) -> bool:
+        async with UnitOfWork(self.sessions) as uow:
+            event = await uow.inbox.next_pending(*key)
+            if event is None:
+                return False
+            event_id = event.id
+            inbound = Inbound.from_json(event.payload)
+            now = self.clock()
+            try:
+                await dispatch(uow, inbound, self.config, now)
+                await uow.inbox.mark_processed(event_id, now)
+                await uow.commit()
+            except Exception as exc:  # keep the process running; the draft is untouched
+                log.exception("handling %s event %s failed: %s", key[0], event_id, type(exc).__name__)
+                await uow.session.rollback()
+                await self._apologize(event_id, inbound, type(exc).__name__)
+        self._wake_delivery.set()
+        return True
+
+    async def _apologize(self, event_id: int, inbound: Inbound, error: str) -> None:
+        """Mark the event handled-with-error and tell the customer, in a fresh transaction."""
+        async with UnitOfWork(self.sessions) as uow:
+            now = self.clock()
+            await uow.inbox.mark_processed(event_id, now, error=error[:200])
+            lang = pick_language(None, inbound.language_hint, self.config.default_language)
+            identity = await uow.customers.identity(inbound.channel, inbound.user_id)
+            if identity is not None:
+                customer = await uow.customers.get(identity.customer_id)
+                lang = pick_language(customer.language if customer else None, None, lang)
+            text = t(lang, "core.internal_error")
+            await uow.outbox.add(
+                inbound.channel, inbound.chat_id, Outbound(inbound.channel, inbound.chat_id, text).to_json(), now
+            )
+            await uow.commit()
+
+    async def resume_pending(self) -> int:
+        """Process inbox rows left unprocessed by a crash; returns the number of conversations."""
+        async with UnitOfWork(self.sessions) as uow:
+            conversations = await uow.inbox.pending_conversations()
+        for channel, chat_id in conversations:
+            self._kick_conversation(channel, chat_id)
+        return len(conversations)
+
+    # ---- delivery --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._delivery_task is None:
+            self._delivery_task = asyncio.create_task(self._delivery_loop(), name="delivery")
+            self._wake_delivery.set()
+
+    async def _delivery_loop(self) -> None:
+        while True:
+            self._wake_delivery.clear()
+            try:
+                next_due = await self.deliver_due()
+            except Exception as exc:
+                log.exception("delivery pass failed: %s", type(exc).__name__)
+                next_due = 5.0
+            timeout = 60.0 if next_due is None else max(0.05, next_due)
+            try:
+                await asyncio.wait_for(self._wake_delivery.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def deliver_due(self) -> float | None:
+        """Send every due outbox row once; returns seconds until the next retry (None: none)."""
+        async with self._delivery_lock:
+            return await self._deliver_due()
+
+    async def _deliver_due(self) -> float | None:
+        now = self.clock()
+        async with UnitOfWork(self.sessions) as uow:
+            rows = await uow.outbox.pending(limit=200)
+            ids = [row.id for row in rows]
+            waits = [(row.next_attempt_at - now).total_seconds() for row in rows]
+        blocked: set[tuple[str, str]] = set()
+        next_due: float | None = None
+        for row_id, wait in zip(ids, waits, strict=True):
+            async with UnitOfWork(self.sessions) as uow:
+                row = await uow.outbox.get(row_id)
+                if row is None or row.status != "pending":
+                    continue
+                chat = (row.channel, row.chat_id)
+                if chat in blocked or wait > 0:
+                    # Keep per-chat order: nothing overtakes a message that is waiting to retry.
+                    blocked.add(chat)
+                    if wait > 0:
+                        next_due = wait if next_due is None else min(next_due, wait)
+                    continue
+                retry_in = await self._send_row(uow, row)
+                await uow.commit()
+                if retry_in is not None:
+                    blocked.add(chat)
+                    next_due = retry_in if next_due is None else min(next_due, retry_in)
+        deletion_wait = await self._delete_due()
+        if deletion_wait is not None:
+            next_due = deletion_wait if next_due is None else min(next_due, deletion_wait)
+        return next_due
+
+    async def _send_row(self, uow: UnitOfWork, row: OutboxMessage) -> float | None:
+        """Try one row; returns the retry delay if it must be retried."""
+        adapter = self.adapters.get(row.channel)
+        now = self.clock()
+        if adapter is None:
+            row.next_attempt_at = now + timedelta(seconds=60)
+            row.last_error = f"no adapter for {row.channel}"
+            return 60.0
+        message = Outbound.from_json(row.payload)
+        edit_id = await self._platform_id(uow, message.edit_of)
+        reply_id = await self._platform_id(uow, message.reply_to)
+        row.attempts += 1
+        try:
+            result = await adapter.send(message, edit_message_id=edit_id, reply_to_message_id=reply_id)
+        except PermanentSendError as exc:
+            row.status = "failed"
+            row.last_error = exc.reason[:200]
+            row.payload = {}
+            log.warning("outbox %s failed permanently: %s", row.id, exc.reason[:80])
+            if exc.unreachable:
+                await self._mark_unreachable(uow, row.channel, row.chat_id, now)
+            return None
+        except Exception as exc:
+            retry_after = exc.retry_after if isinstance(exc, TemporarySendError) else None
+            reason = exc.reason if isinstance(exc, TemporarySendError) else type(exc).__name__
+            if row.attempts >= self.delivery.max_attempts:
+                row.status = "failed"
+                row.last_error = f"gave up: {reason}"[:200]
+                log.warning("outbox %s gave up after %s attempts", row.id, row.attempts)
+                return None
+            delay = max(retry_after or 0.0, self.delivery.backoff(row.attempts))
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            row.last_error = reason[:200]
+            log.info("outbox %s attempt %s failed (%s); retry in %.1fs", row.id, row.attempts, reason[:80], delay)
+            return delay
+        row.status = "sent"
+        row.sent_at = now
+        if message.edit_of is not None and result.platform_message_id is None:
+            row.platform_message_id = edit_id
+        else:
+            row.platform_message_id = result.platform_message_id
+        if message.delete_after_seconds:
+            row.delete_at = now + timedelta(seconds=message.delete_after_seconds)
+        # The text may hold personal data; once delivered only the platform id is needed.
+        row.payload = {}
+        return None
+
+    async def _platform_id(self, uow: UnitOfWork, outbox_id: int | None) -> str | None:
+        if outbox_id is None:
+            return None
+        earlier = await uow.outbox.get(outbox_id)
+        return earlier.platform_message_id if earlier is not None else None
+
+    async def _mark_unreachable(self, uow: UnitOfWork, channel: str, chat_id: str, now: datetime) -> None:
+        await uow.session.execute(
+            update(ChannelIdentity)
+            .where(ChannelIdentity.channel == channel, ChannelIdentity.chat_id == chat_id)
+            .values(unreachable_since=now)
+        )
+
+    async def _delete_due(self) -> float | None:
+        """Remove messages scheduled to disappear (e.g. /mydata on shared devices)."""
+        now = self.clock()
+        async with UnitOfWork(self.sessions) as uow:
+            rows = await uow.outbox.scheduled_deletions()
+            for row in rows:
+                if row.delete_at is None or row.delete_at > now:
+                    continue
+                adapter = self.adapters.get(row.channel)
+                if adapter is not None and row.platform_message_id:
+                    try:
+                        await adapter.delete(row.chat_id, row.platform_message_id)
+                    except Exception as exc:
+                        log.info("deleting outbox %s failed: %s", row.id, type(exc).__name__)
+                row.delete_at = None
+            await uow.commit()
+            waits = [(r.delete_at - now).total_seconds() for r in rows if r.delete_at is not None]
+        return min(waits) if waits else None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Wait until every conversation is processed and nothing is due for delivery."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            tasks = [task for task in self._conversations.values() if not task.done()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time()))
+                continue
+            next_due = await self.deliver_due()
+            if not [t for t in self._conversations.values() if not t.done()] and (
+                next_due is None or next_due > 5
+            ):
+                return
+            await asyncio.sleep(min(0.05, max(0.0, next_due or 0.0)))
+
+    async def stop(self) -> None:
+        """Finish in-flight conversations, then stop the delivery worker."""
+        tasks = [task for task in self._conversations.values() if not task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        self._stopping = True
+        if self._delivery_task is not None:
+            self._delivery_task.cancel()
+            try:
+                await self._delivery_task
+            except asyncio.CancelledError:
+                pass
+            self._delivery_task = None
+
+
+def _clean(inbound: Inbound) -> Inbound:
+    """NFC, no control characters: every handler sees the same normalized text."""
+    text = normalize_text(inbound.text)
+    args = normalize_text(inbound.args)
+    return replace(inbound, text=text, args=args) if (text, args) != (inbound.text, inbound.args) else inbound

@@ -1,0 +1,167 @@
+"""What a handler works with during one inbound: the unit of work, the customer, the language,
+and the ways to answer (everything sent goes to the outbox in the same transaction)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from handlers.errors import InvalidInput
+from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
+from handlers.messages import STAFF, Button, Document, Inbound, Outbound
+from storage.models import ConversationState, Customer
+from storage.repositories import UnitOfWork
+
+CONSENT_PURPOSE = "order_processing"
+
+
+def policy_version() -> str:
+    """Derived from the policy text itself, so a changed policy gets a new version."""
+    digest = hashlib.sha256(catalog("vi")["policy.full_text"].encode("utf-8")).hexdigest()
+    return f"vi-{digest[:10]}"
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    """The settings handlers need, free of any platform detail."""
+
+    staff_channel: str = "console"
+    staff_chat_id: str = STAFF
+    staff_admin_ids: frozenset[str] = frozenset()
+    default_language: str = DEFAULT_LANGUAGE
+    draft_ttl: timedelta = timedelta(hours=24)
+    carrier_name: str = "Giao Hàng Nhanh"
+
+
+ButtonRows = tuple[tuple[Button, ...], ...]
+
+
+@dataclass
+class Context:
+    uow: UnitOfWork
+    inbound: Inbound
+    config: ShopConfig
+    now: datetime
+    customer: Customer | None = None
+    state: ConversationState | None = None
+    sent: list[Outbound] = field(default_factory=list)
+
+    # ---- language -------------------------------------------------------------------------
+    @property
+    def lang(self) -> str:
+        setting = self.customer.language if self.customer else None
+        return pick_language(setting, self.inbound.language_hint, self.config.default_language)
+
+    def tr(self, key: str, **params: object) -> str:
+        return t(self.lang, key, **params)
+
+    def button(self, key: str, payload: str, **params: object) -> Button:
+        return Button(self.tr(key, **params), payload)
+
+    def error_text(self, error: InvalidInput) -> str:
+        return self.tr(error.key, **error.params)
+
+    # ---- who ------------------------------------------------------------------------------
+    @property
+    def is_staff(self) -> bool:
+        """Staff = members of the staff chat (they write from it) plus the configured admins."""
+        return self.inbound.from_staff_chat or self.is_admin
+
+    @property
+    def is_admin(self) -> bool:
+        return self.inbound.user_id in self.config.staff_admin_ids
+
+    @property
+    def actor(self) -> str:
+        if self.inbound.from_staff_chat or self.customer is None:
+            return f"staff:{self.inbound.channel}:{self.inbound.user_id}"
+        return f"customer:{self.customer.id}"
+
+    async def audit(self, action: str, subject: str | None = None, detail: str | None = None) -> None:
+        await self.uow.audit.add(self.now, self.actor, action, subject, detail)
+
+    # ---- sending (all through the outbox, committed with the state change) ----------------
+    async def send(self, message: Outbound, customer_id: int | None = None) -> int:
+        row = await self.uow.outbox.add(
+            message.channel,
+            message.chat_id,
+            message.to_json(),
+            self.now,
+            customer_id=customer_id,
+            tag=message.tag,
+        )
+        self.sent.append(message)
+        return row.id
+
+    async def reply(
+        self,
+        text: str,
+        buttons: ButtonRows = (),
+        *,
+        ask_contact: bool = False,
+        remove_keyboard: bool = False,
+        document: Document | None = None,
+        delete_after_seconds: int | None = None,
+    ) -> int:
+        """Answer in the conversation the inbound came from."""
+        return await self.send(
+            Outbound(
+                channel=self.inbound.channel,
+                chat_id=self.inbound.chat_id,
+                text=text,
+                buttons=buttons,
+                ask_contact=ask_contact,
+                remove_keyboard=remove_keyboard,
+                document=document,
+                delete_after_seconds=delete_after_seconds,
+            ),
+            customer_id=self.customer.id if self.customer else None,
+        )
+
+    async def to_staff(
+        self,
+        html: str,
+        buttons: ButtonRows = (),
+        *,
+        tag: str | None = None,
+        edit_of: int | None = None,
+        reply_to: int | None = None,
+        document: Document | None = None,
+        customer_id: int | None = None,
+    ) -> int:
+        """Post to the staff group chat; `html` must already be escaped."""
+        return await self.send(
+            Outbound(
+                channel=self.config.staff_channel,
+                chat_id=self.config.staff_chat_id,
+                text=html,
+                buttons=buttons,
+                html=True,
+                tag=tag,
+                edit_of=edit_of,
+                reply_to=reply_to,
+                document=document,
+            ),
+            customer_id=customer_id,
+        )
+
+    async def to_customer(
+        self, customer: Customer, key: str, buttons: ButtonRows = (), **params: object
+    ) -> int | None:
+        """Message another customer (staff actions) in their own channel and language."""
+        identities = await self.uow.customers.identities_of(customer.id)
+        reachable = [i for i in identities if i.unreachable_since is None] or list(identities)
+        if not reachable:
+            return None
+        identity = reachable[-1]
+        lang = pick_language(customer.language, None, self.config.default_language)
+        return await self.send(
+            Outbound(
+                channel=identity.channel,
+                chat_id=identity.chat_id,
+                text=t(lang, key, **params),
+                buttons=buttons,
+            ),
+            customer_id=customer.id,
+        )

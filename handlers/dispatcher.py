@@ -1,0 +1,173 @@
+"""Route one inbound inside one unit of work (DESIGN.md, "the flow of one message", step 3).
+
+Order of precedence: staff chat → staff routes; a locked customer → only data rights;
+`/cancel`; engine buttons; other buttons; commands; the active flow step; free text.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from handlers import engine
+from handlers.context import Context, ShopConfig
+from handlers.messages import Inbound
+from handlers.router import Route, router
+from storage.models import ChannelIdentity, Customer
+from storage.repositories import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+async def dispatch(uow: UnitOfWork, inbound: Inbound, config: ShopConfig, now: datetime) -> Context:
+    """Handle `inbound`; everything it sends is in the outbox when the caller commits."""
+    ctx = Context(uow=uow, inbound=inbound, config=config, now=now)
+    if inbound.from_staff_chat:
+        await _dispatch_staff(ctx)
+        return ctx
+
+    ctx.customer = await _customer_for(ctx)
+    ctx.state = await uow.states.get(inbound.channel, inbound.chat_id)
+    if ctx.state is not None and ctx.state.expires_at <= now:
+        await engine.finish(ctx)  # abandoned draft: its data goes with it
+        await ctx.reply(ctx.tr("flow.expired"))
+
+    route = _route_for(ctx)
+    if ctx.customer.locked_at is not None and not (route and route.locked_ok):
+        await _refuse_locked(ctx)
+        return ctx
+    if route is not None and route.staff and not ctx.is_staff:
+        await ctx.audit("refused", detail=f"staff-only:{_what(inbound)}")
+        await ctx.reply(ctx.tr("staff.not_allowed"))
+        return ctx
+
+    flow = engine.active_flow(ctx)
+    if inbound.command == "cancel" or (inbound.payload == "f:cancel" and flow is None):
+        await engine.cancel_flow(ctx)
+    elif inbound.payload and inbound.payload.startswith("f:"):
+        if flow is not None:
+            await engine.handle_input(ctx, flow)
+        else:
+            await ctx.reply(ctx.tr("flow.stale_button"))
+    elif route is not None:
+        await _run_beside_flow(ctx, route)
+    elif inbound.command is not None:
+        await ctx.reply(ctx.tr("core.unknown_command", command=inbound.command[:32]))
+        await _remind_flow(ctx)
+    elif inbound.payload:
+        await ctx.reply(ctx.tr("flow.stale_button"))
+    elif flow is not None:
+        if _is_empty(inbound):
+            await ctx.reply(ctx.tr("core.empty_message"))
+            await engine.repeat_current(ctx, flow)
+        else:
+            await engine.handle_input(ctx, flow)
+    elif _is_empty(inbound):
+        await ctx.reply(ctx.tr("core.empty_message"))
+    else:
+        await _free_text(ctx)
+    return ctx
+
+
+def _route_for(ctx: Context) -> Route | None:
+    inbound = ctx.inbound
+    if inbound.payload:
+        return router.find_payload(inbound.payload)
+    if inbound.command:
+        return router.commands.get(inbound.command) or router.staff_commands.get(inbound.command)
+    return None
+
+
+def _what(inbound: Inbound) -> str:
+    """What was attempted, for the audit log: a command name or payload prefix, no content."""
+    if inbound.command:
+        return f"/{inbound.command[:32]}"
+    return (inbound.payload or "").split(":", 1)[0][:32]
+
+
+def _is_empty(inbound: Inbound) -> bool:
+    return not inbound.text.strip() and inbound.contact is None and not inbound.attachments
+
+
+async def _customer_for(ctx: Context) -> Customer:
+    inbound = ctx.inbound
+    identity = await ctx.uow.customers.identity(inbound.channel, inbound.user_id)
+    if identity is None:
+        customer = await ctx.uow.customers.create(
+            inbound.channel, inbound.user_id, inbound.chat_id, ctx.now
+        )
+        log.info("new customer %s on %s", customer.id, inbound.channel)
+        return customer
+    _touch(identity, inbound)
+    customer = await ctx.uow.customers.get(identity.customer_id)
+    assert customer is not None
+    customer.last_seen_at = ctx.now
+    return customer
+
+
+def _touch(identity: ChannelIdentity, inbound: Inbound) -> None:
+    identity.chat_id = inbound.chat_id
+    identity.unreachable_since = None  # they wrote to us, so we can answer
+
+
+async def _refuse_locked(ctx: Context) -> None:
+    """A locked customer hears about it once; further messages get no answer."""
+    assert ctx.customer is not None
+    if not ctx.customer.lock_notified:
+        ctx.customer.lock_notified = True
+        await ctx.reply(ctx.tr("core.locked"))
+    await ctx.audit("locked_message_dropped")
+
+
+async def _run_beside_flow(ctx: Context, route: Route) -> None:
+    """Run a command or button; if a flow was active and untouched, re-ask its question."""
+    before = (ctx.state, ctx.state.step if ctx.state else None)
+    await route.handler(ctx)
+    if ctx.state is not None and (ctx.state, ctx.state.step) == before:
+        await _remind_flow(ctx)
+
+
+async def _remind_flow(ctx: Context) -> None:
+    flow = engine.active_flow(ctx)
+    if flow is not None:
+        await ctx.reply(ctx.tr("flow.reminder"))
+        await engine.repeat_current(ctx, flow)
+
+
+async def _free_text(ctx: Context) -> None:
+    for handler in router.text_handlers:
+        count = len(ctx.sent)
+        await handler(ctx)
+        if len(ctx.sent) > count:
+            return
+    await show_menu(ctx, ctx.tr("core.fallback"))
+
+
+async def show_menu(ctx: Context, intro: str) -> None:
+    rows = tuple((ctx.button(item.label_key, item.payload),) for item in router.menu)
+    await ctx.reply(intro, rows)
+
+
+async def _dispatch_staff(ctx: Context) -> None:
+    inbound = ctx.inbound
+    route: Route | None = None
+    if inbound.payload:
+        route = router.find_payload(inbound.payload)
+    elif inbound.command:
+        route = router.staff_commands.get(inbound.command)
+    if route is not None and (route.staff or route.everywhere):
+        if route.admin and not ctx.is_admin:
+            await ctx.audit("refused", detail=f"admin-only:{_what(inbound)}")
+            await ctx.to_staff(ctx.tr("staff.admin_only"))
+            return
+        await route.handler(ctx)
+        return
+    if inbound.command or inbound.payload:
+        await ctx.to_staff(ctx.tr("staff.unknown_command"))
+        return
+    for handler in router.staff_text_handlers:
+        count = len(ctx.sent)
+        await handler(ctx)
+        if len(ctx.sent) > count:
+            return
+    # Ordinary chatter among staff: the bot stays quiet.

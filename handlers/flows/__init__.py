@@ -1,0 +1,3 @@
+"""Importing this package registers every flow and handler on `handlers.router.router`."""
+
+from handlers.flows import consent, core  # noqa: F401

@@ -1,0 +1,169 @@
+"""Channel-neutral message model: what adapters produce (`Inbound`) and consume (`Outbound`).
+
+Adapters in `bot/` translate platform events into `Inbound` and render `Outbound` as well as
+their platform allows (see the channel contract in DESIGN.md). Nothing here knows a platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+# The staff group chat is addressed by this pseudo chat id; the runtime maps it to the
+# configured channel and STAFF_CHAT_ID when delivering.
+STAFF = "staff"
+
+MAX_TEXT_CHARS = 4000  # longer input is cut; no step accepts more than 2000 characters
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalize and drop control characters (keeping newlines and tabs)."""
+    text = unicodedata.normalize("NFC", text)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A shared contact (Telegram contact button, Zalo `user_submit_info`, console /contact)."""
+
+    phone: str
+    name: str = ""
+    address: str = ""
+    user_id: str | None = None  # platform id of the contact's owner, when the platform says
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A platform file reference; the bot never downloads customer files."""
+
+    kind: Literal["photo", "document", "sticker", "location", "link"]
+    ref: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One incoming event, after the adapter has understood it."""
+
+    channel: str  # "console" | "telegram" | "zalo" | "zalobot"
+    chat_id: str  # where replies go; for staff messages, the staff chat id
+    user_id: str  # the platform user who sent it
+    dedupe_key: str  # stable per platform event (Telegram update_id, Zalo msg_id, ...)
+    text: str = ""
+    command: str | None = None  # lower-case, without "/" or "@botname"
+    args: str = ""  # text after the command
+    payload: str | None = None  # a pressed button's payload
+    contact: Contact | None = None
+    attachments: tuple[Attachment, ...] = ()
+    language_hint: str | None = None
+    from_staff_chat: bool = False
+    user_display_name: str = ""  # used only for staff members' signatures, never stored
+    reply_to_message_id: str | None = None  # platform id of the message replied to (staff)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Inbound:
+        data = dict(data)
+        if data.get("contact"):
+            data["contact"] = Contact(**data["contact"])
+        data["attachments"] = tuple(Attachment(**a) for a in data.get("attachments") or ())
+        return cls(**data)
+
+    @staticmethod
+    def parse_command(text: str) -> tuple[str | None, str]:
+        """Split "/cmd@bot args" into ("cmd", "args"); plain text gives (None, text)."""
+        stripped = text.strip()
+        if not stripped.startswith("/") or len(stripped) < 2:
+            return None, text
+        head, _, rest = stripped[1:].partition(" ")
+        name = head.split("@", 1)[0].lower()
+        if not name or not all(ch.isalnum() or ch == "_" for ch in name):
+            return None, text
+        return name, rest.strip()
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    payload: str  # ≤ 64 bytes (Telegram callback data); never trusted on the way back
+
+
+@dataclass(frozen=True)
+class Document:
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to send. `chat_id == STAFF` addresses the staff group chat."""
+
+    channel: str
+    chat_id: str
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    ask_contact: bool = False
+    remove_keyboard: bool = False
+    document: Document | None = None
+    edit_of: int | None = None  # outbox id of an earlier message to edit instead of sending
+    reply_to: int | None = None  # outbox id of an earlier message to thread under
+    delete_after_seconds: int | None = None
+    html: bool = False  # text is already-escaped HTML (staff alerts); else plain text
+    tag: str | None = None  # staff-message reference, e.g. "order:12" (redaction, threading)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["buttons"] = [[asdict(b) for b in row] for row in self.buttons]
+        if self.document is not None:
+            data["document"] = {
+                "filename": self.document.filename,
+                "mime_type": self.document.mime_type,
+                "content_b64": base64.b64encode(self.document.content).decode("ascii"),
+            }
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outbound:
+        data = dict(data)
+        data["buttons"] = tuple(tuple(Button(**b) for b in row) for row in data["buttons"])
+        doc = data.get("document")
+        if doc:
+            data["document"] = Document(
+                filename=doc["filename"],
+                mime_type=doc["mime_type"],
+                content=base64.b64decode(doc["content_b64"]),
+            )
+        return cls(**data)
+
+
+@dataclass
+class SendResult:
+    """What an adapter reports back to the delivery worker."""
+
+    platform_message_id: str | None = None
+
+
+class PermanentSendError(Exception):
+    """The platform refuses for good (user blocked the bot, window closed); do not retry.
+
+    `reason` must be a short code or platform message, never personal data.
+    """
+
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unreachable = unreachable
+
+
+class TemporarySendError(Exception):
+    """Retry later; `retry_after` seconds if the platform said how long to wait."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after

@@ -1,0 +1,392 @@
+"""Free-text understanding: map a customer's message to a privacy topic or an intent.
+
+Pure and channel-neutral. The pipeline:
+
+1. `normalize()`: NFC, `fold()` (lower-case, no diacritics, đ → d), punctuation → spaces,
+   letter runs squeezed ("alooo" → "alo"), teencode expanded token by token.
+2. Score every key in `topics.toml`: the best fuzzy similarity to one of its examples
+   (rapidfuzz, 0..100) plus the weights of its keywords found in the message.
+3. Turn the best score into a confidence in [0, 1], reduced when the runner-up is close,
+   and compare it with `ANSWER_THRESHOLD` / `SUGGEST_THRESHOLD`.
+
+The examples and keywords go through the same `normalize()`, so the data file can be written
+naturally (with diacritics, teencode or English) and stays consistent with what is matched.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from rapidfuzz import fuzz, process
+
+from handlers.text import fold
+
+TOPICS_FILE = Path(__file__).resolve().parent / "topics.toml"
+
+ACTIONS = ("order", "mydata", "edit", "export", "delete", "complaint", "staff", "policy", "menu")
+
+# Confidence bands. At or above ANSWER_THRESHOLD the caller answers directly; between the two
+# it shows the best match together with `alternatives`; below SUGGEST_THRESHOLD it is unknown.
+ANSWER_THRESHOLD = 0.62
+SUGGEST_THRESHOLD = 0.42
+
+# When the runner-up scores within this many points of the best, the message is ambiguous:
+# confidence is capped below the answer band so that the caller offers the alternatives.
+AMBIGUITY_MARGIN = 6.0
+AMBIGUOUS_CONFIDENCE = ANSWER_THRESHOLD - 0.05
+# Alternatives: keys scoring at least this fraction of the best score (at most three).
+ALTERNATIVE_RATIO = 0.75
+
+# Customers' questions are short; longer input is cut before fuzzy matching so that a pasted
+# essay cannot make one call slow (rapidfuzz's partial matching grows with both lengths).
+MAX_MATCH_CHARS = 300
+
+Kind = Literal["topic", "intent", "unknown"]
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What a message is about. `key` is None only when `kind` is "unknown"."""
+
+    kind: Kind
+    key: str | None
+    confidence: float
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def confident(self) -> bool:
+        return self.kind != "unknown" and self.confidence >= ANSWER_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One entry of topics.toml, normalized for matching."""
+
+    key: str
+    kind: Literal["topic", "intent"]
+    actions: tuple[str, ...]
+    examples: tuple[str, ...]
+    # Each keyword is a conjunction of phrases (all must occur) and its weight.
+    keywords: tuple[tuple[tuple[str, ...], float], ...]
+
+
+# ---------------------------------------------------------------- normalization
+
+_APOSTROPHES = re.compile(r"['’`]")  # "what's" → "whats", "can't" → "cant" (not "can t")
+_NON_WORD = re.compile(r"[\W_]+")
+_LETTER_RUNS = re.compile(r"([a-z])\1{2,}")  # 3+ repeats; Vietnamese never doubles a letter thrice
+
+# Token-wise teencode and common chat abbreviations, on folded tokens.
+_TEENCODE: dict[str, str] = {
+    # negation: "ko", "k", "kh", "hong", "hok", ... all mean "không"
+    **dict.fromkeys(
+        ("ko", "k", "kh", "khg", "kg", "k0", "hong", "hok", "hk", "hem", "khum", "khog"), "khong"
+    ),
+    **dict.fromkeys(("mk", "mik", "mh", "mjk", "mjnh", "mjh"), "minh"),
+    **dict.fromkeys(("sdt", "sdth", "sodt"), "so dien thoai"),
+    **dict.fromkeys(("dth", "dthoai", "dienthoai"), "dien thoai"),
+    **dict.fromkeys(("tt", "ttin", "thongtin", "info"), "thong tin"),
+    **dict.fromkeys(("tks", "thanks", "thank", "thx", "thks", "camon", "camun", "cmon"), "cam on"),
+    **dict.fromkeys(("ok", "oke", "okie", "oki", "okay", "okela", "okii", "uki"), "ok"),
+    **dict.fromkeys(("j", "gj", "ji", "zi", "dj"), "gi"),
+    **dict.fromkeys(("z", "v", "dzay", "zay"), "vay"),
+    **dict.fromkeys(("bt", "bik", "bjk", "bit"), "biet"),
+    "e": "em",
+    "ad": "admin",
+    "add": "admin",
+    "bn": "bao nhieu",
+    "ns": "noi",
+    "t": "toi",
+    "tui": "toi",
+    "vs": "voi",
+    "ntn": "nhu the nao",
+    "lm": "lam",
+    "ng": "nguoi",
+    "r": "roi",
+    "nv": "nhan vien",
+    "tvv": "tu van vien",
+    "sp": "san pham",
+    "cx": "cung",
+    "trc": "truoc",
+    "tk": "tai khoan",
+    "mail": "email",
+    "gmail": "email",
+    "sip": "ship",
+    "shiper": "shipper",
+    "hnay": "hom nay",
+    "ib": "nhan tin",
+    "inbox": "nhan tin",
+    "pass": "mat khau",
+    "password": "mat khau",
+}
+
+# "dc" (also "đc" once folded) is "địa chỉ" (address) or "được" (can / be allowed).
+# Rule, first match wins:
+#   1. the next word introduces whose/which address ("dc nha", "dc cua minh", "dc giao hang")
+#      → "dia chi";
+#   2. the next word is a question/negation tag or a verb ("dc ko", "dc bao lau", "dc xem")
+#      → "duoc";
+#   3. the previous word is a modal, verb or "ai" ("co dc", "the dc", "nhan dc", "ai dc")
+#      → "duoc";
+#   4. otherwise "dia chi": in this shop's chats a bare "dc" is almost always the address
+#      ("doi dc", "sua dc" both lead to the same place anyway).
+_DC_ADDRESS_NEXT = frozenset(
+    "nha cua giao nhan ship shipper moi cu o hien email minh toi em anh chi khach va voi shop "
+    "cong cty so".split()
+)
+_DC_DUOC_NEXT = frozenset(
+    "khong chua roi chu ha ah a nhe nua het luon ngay gi ai bao sao nhu xem biet xoa sua luu "
+    "giu dung gui mua dat lam chia cung huy goi lien phep khi".split()
+)
+_DC_DUOC_PREV = frozenset(
+    "co the chua da se van moi khong lam biet xem xoa luu giu gui nhan mua dat ai nao ma cung "
+    "deu phai bi".split()
+)
+
+# A few English function words that do not collide with folded Vietnamese words: their
+# presence means "a" is the English article, not "anh" (older brother / you).
+_ENGLISH_HINTS = frozenset(
+    "the you your what how please want is are does with this that have would id im it of for "
+    "like get buy need lot".split()
+)
+
+
+def _expand(tokens: list[str]) -> list[str]:
+    """Expand teencode; "dc", "dt" and "a" depend on their neighbours (see the rules above)."""
+    english = any(tok in _ENGLISH_HINTS for tok in tokens)
+    # First pass: context-free expansions, so that rules below see expanded neighbours.
+    first = [tok if tok in ("dc", "dt", "a") else _TEENCODE.get(tok, tok) for tok in tokens]
+    out: list[str] = []
+    for i, tok in enumerate(first):
+        if tok == "dc":
+            nxt = first[i + 1].split()[0] if i + 1 < len(first) else ""
+            prev = out[-1] if out else ""
+            if nxt in _DC_ADDRESS_NEXT:
+                tok = "dia chi"
+            elif nxt in _DC_DUOC_NEXT or prev in _DC_DUOC_PREV:
+                tok = "duoc"
+            else:
+                tok = "dia chi"
+        elif tok == "dt":
+            # "so dt" already says "số"; alone "dt" is the whole "số điện thoại".
+            tok = "dien thoai" if out and out[-1] == "so" else "so dien thoai"
+        elif tok == "a":
+            # Final "a" is the polite particle "ạ"; "a" in English text is the article.
+            tok = "a" if english or i == len(first) - 1 else "anh"
+        out.extend(tok.split())
+    return out
+
+
+def normalize(text: str) -> str:
+    """The matching form of a message: folded, punctuation-free, teencode expanded."""
+    text = unicodedata.normalize("NFC", text)[: MAX_MATCH_CHARS * 2]
+    text = fold(text).replace("e-mail", "email")
+    text = _APOSTROPHES.sub("", text)
+    text = _NON_WORD.sub(" ", text)
+    text = _LETTER_RUNS.sub(r"\1", text)
+    return " ".join(_expand(text.split()))[:MAX_MATCH_CHARS]
+
+
+# ---------------------------------------------------------------- knowledge base
+
+
+def _parse_topic(key: str, raw: Mapping[str, object]) -> Topic:
+    kind = raw.get("kind")
+    if kind not in ("topic", "intent"):
+        raise ValueError(f"{key}: kind must be 'topic' or 'intent', not {kind!r}")
+    actions = tuple(str(a) for a in _as_list(raw.get("actions", []), key, "actions"))
+    unknown = [a for a in actions if a not in ACTIONS]
+    if unknown:
+        raise ValueError(f"{key}: unknown actions {unknown}")
+    examples = tuple(normalize(str(e)) for e in _as_list(raw.get("examples", []), key, "examples"))
+    if not examples or not all(examples):
+        raise ValueError(f"{key}: needs non-empty examples")
+    raw_keywords = raw.get("keywords", {})
+    if not isinstance(raw_keywords, Mapping):
+        raise ValueError(f"{key}: keywords must be a table of phrase = weight")
+    keywords = []
+    for phrase, weight in raw_keywords.items():
+        parts = tuple(normalize(p) for p in str(phrase).split("+"))
+        if not all(parts) or isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ValueError(f"{key}: bad keyword {phrase!r} = {weight!r}")
+        keywords.append((parts, float(weight)))
+    return Topic(key, kind, actions, examples, tuple(keywords))
+
+
+def _as_list(value: object, key: str, field: str) -> list[object]:
+    if not isinstance(value, list):
+        raise ValueError(f"{key}: {field} must be a list")
+    return value
+
+
+# Chat particles and fillers: they say nothing about the subject, so they barely count when
+# comparing words (otherwise "... vay a" would look less like an example than "...").
+_FILLERS = frozenset(
+    "a ah ak vay nhe nha nhi ha oi voi thi la ma u uh ok day "  # Vietnamese particles
+    "i you me my the to do is are it of for an".split()  # English function words
+)
+_FILLER_WEIGHT = 0.15
+# Typo repair: an unknown word of 4+ letters becomes the closest knowledge-base word when
+# rapidfuzz's ratio reaches this ("nhug" → "nhung", "thog" → "thong"). Strict on purpose:
+# a looser cut turns everyday words into domain words and off-topic chat into matches.
+_TYPO_CUTOFF = 88.0
+_TYPO_MIN_LEN = 4
+
+
+@dataclass(frozen=True)
+class _Example:
+    key: str
+    text: str
+    tokens: frozenset[str]
+    weight: float  # sum of the token weights
+
+
+@dataclass(frozen=True)
+class _Index:
+    topics: dict[str, Topic]
+    examples: tuple[_Example, ...]
+    idf: dict[str, float]
+    unseen_weight: float  # weight of a word the knowledge base never uses: the highest
+    vocabulary: tuple[str, ...]
+
+    def weight(self, token: str) -> float:
+        if token in _FILLERS:
+            return _FILLER_WEIGHT
+        return self.idf.get(token, self.unseen_weight)
+
+
+@cache
+def _index() -> _Index:
+    """topics.toml, parsed, normalized and indexed once per process."""
+    with TOPICS_FILE.open("rb") as fh:
+        data = tomllib.load(fh)
+    topics = {key: _parse_topic(key, raw) for key, raw in data.items()}
+    # Inverse "document" frequency with one document per key: words used by many keys
+    # ("thong tin", "cua", "toi") weigh little, words owned by one key ("ship") weigh a lot.
+    vocab_by_key: dict[str, set[str]] = {}
+    for key, t in topics.items():
+        words = {tok for ex in t.examples for tok in ex.split()}
+        words |= {tok for parts, w in t.keywords if w > 0 for p in parts for tok in p.split()}
+        vocab_by_key[key] = words
+    doc_freq: dict[str, int] = {}
+    for words in vocab_by_key.values():
+        for tok in words:
+            doc_freq[tok] = doc_freq.get(tok, 0) + 1
+    n = len(topics)
+    idf = {tok: math.log(1 + n / df) for tok, df in doc_freq.items()}
+    index = _Index(topics, (), idf, math.log(1 + n), tuple(sorted(idf)))
+    examples = tuple(
+        _Example(key, ex, frozenset(ex.split()), sum(index.weight(t) for t in set(ex.split())))
+        for key, t in topics.items()
+        for ex in t.examples
+    )
+    return _Index(topics, examples, idf, index.unseen_weight, index.vocabulary)
+
+
+def _topics() -> dict[str, Topic]:
+    return _index().topics
+
+
+def all_topics() -> tuple[str, ...]:
+    """Keys of the knowledge-base topics (not intents), in file order."""
+    return tuple(k for k, t in _topics().items() if t.kind == "topic")
+
+
+def all_intents() -> tuple[str, ...]:
+    """Keys of the intents, in file order."""
+    return tuple(k for k, t in _topics().items() if t.kind == "intent")
+
+
+def topic_actions(key: str) -> tuple[str, ...]:
+    """The action buttons that follow the answer of `key` (a topic or an intent)."""
+    return _topics()[key].actions
+
+
+def topic(key: str) -> Topic:
+    """The metadata of one topic or intent (KeyError if there is none)."""
+    return _topics()[key]
+
+
+# ---------------------------------------------------------------- scoring
+
+# Share of the word-overlap score in the similarity; the rest is rapidfuzz's token_sort_ratio,
+# which sees spelling closeness the word sets miss.
+_OVERLAP_SHARE = 0.7
+
+
+def _repair_typos(tokens: list[str], index: _Index) -> list[str]:
+    out = []
+    for tok in tokens:
+        if len(tok) >= _TYPO_MIN_LEN and tok not in index.idf and tok not in _FILLERS:
+            match = process.extractOne(
+                tok, index.vocabulary, scorer=fuzz.ratio, score_cutoff=_TYPO_CUTOFF
+            )
+            if match is not None:
+                tok = match[0]
+        out.append(tok)
+    return out
+
+
+def _overlap(tokens: frozenset[str], weight: float, example: _Example, index: _Index) -> float:
+    """0..100: weighted F1 of shared words. Precision = how much of the message the example
+    explains, recall = how much of the example the message contains."""
+    shared = tokens & example.tokens
+    if not shared:
+        return 0.0
+    w = sum(index.weight(t) for t in shared)
+    precision, recall = w / weight, w / example.weight
+    return 200.0 * precision * recall / (precision + recall)
+
+
+def _keyword_bonus(padded: str, keywords: tuple[tuple[tuple[str, ...], float], ...]) -> float:
+    return sum(
+        weight for parts, weight in keywords if all(f" {part} " in padded for part in parts)
+    )
+
+
+def matching_form(text: str) -> str:
+    """`normalize()` plus typo repair against the knowledge-base vocabulary."""
+    return " ".join(_repair_typos(normalize(text).split(), _index()))
+
+
+def scores(text: str) -> dict[str, float]:
+    """Every key's raw score for `text` (best example similarity + keyword weights)."""
+    index = _index()
+    norm = matching_form(text)
+    best: dict[str, float] = dict.fromkeys(index.topics, 0.0)
+    if not norm:
+        return best
+    tokens = frozenset(norm.split())
+    weight = sum(index.weight(t) for t in tokens)
+    for ex in index.examples:
+        sim = _OVERLAP_SHARE * _overlap(tokens, weight, ex, index) + (
+            1 - _OVERLAP_SHARE
+        ) * fuzz.token_sort_ratio(norm, ex.text)
+        if sim > best[ex.key]:
+            best[ex.key] = sim
+    padded = f" {norm} "
+    for key, t in index.topics.items():
+        best[key] += _keyword_bonus(padded, t.keywords)
+    return best
+
+
+def understand(text: str) -> Understanding:
+    """Classify one customer message. Never raises; confidence is in [0, 1]."""
+    ranked = sorted(scores(text).items(), key=lambda kv: kv[1], reverse=True)
+    (best_key, best), (_, second) = ranked[0], ranked[1]
+    alternatives = tuple(k for k, s in ranked[:3] if s > 0 and s >= ALTERNATIVE_RATIO * best)
+    confidence = min(1.0, max(0.0, best / 100.0))
+    if confidence < SUGGEST_THRESHOLD:
+        return Understanding("unknown", None, round(confidence, 4), alternatives)
+    if best - second < AMBIGUITY_MARGIN:
+        # Near tie: keep it out of the answer band so the caller offers the alternatives.
+        confidence = min(confidence, AMBIGUOUS_CONFIDENCE)
+    return Understanding(_topics()[best_key].kind, best_key, round(confidence, 4), alternatives)

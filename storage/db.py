@@ -1,0 +1,102 @@
+"""Engine, sessions and migrations.
+
+SQLite gets the pragmas of DESIGN.md on every connection; PostgreSQL works through
+DATABASE_URL. The bot upgrades the schema itself at start (`migrate_to_head`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_MS = 5000
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or written; the message is one operator line."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA secure_delete=ON")  # erased data must not survive in free pages
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return None if parsed.database == ":memory:" else Path(parsed.database)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    path = sqlite_path(url)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                f"Cannot create the data folder {path.parent}: {exc.strerror}"
+            ) from None
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
+    script = ScriptDirectory.from_config(_alembic_config(connection))
+    return MigrationContext.configure(connection).get_current_revision(), script.get_current_head()
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """One operator line for a database that is read-only, corrupt or unreachable."""
+    orig = getattr(exc, "orig", exc)
+    text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    if isinstance(orig, sqlite3.DatabaseError) and "not a database" in text:
+        return "The database file is corrupt or not a SQLite database (restore it from backup)."
+    if "readonly" in text or "read-only" in text:
+        return "The database is read-only: give the bot write access to the file and its folder."
+    return f"The database cannot be used: {text}"
+
+
+async def migrate_to_head(engine: AsyncEngine) -> tuple[str | None, str | None]:
+    """Upgrade to the newest revision; returns (revision before, revision after)."""
+    try:
+        async with engine.begin() as connection:
+            before, _ = await connection.run_sync(_current_and_head)
+            await connection.run_sync(_upgrade)
+            after, _ = await connection.run_sync(_current_and_head)
+    except (OperationalError, DatabaseError, sqlite3.Error) as exc:
+        raise DatabaseUnavailable(describe_db_error(exc)) from None
+    return before, after

@@ -1,0 +1,286 @@
+"""Repositories and the unit of work: one database transaction per inbound message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import (
+    AuditEntry,
+    ChannelIdentity,
+    Consent,
+    ConversationState,
+    Customer,
+    InboxEvent,
+    OutboxMessage,
+)
+
+
+class CustomerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, customer_id: int) -> Customer | None:
+        return await self.session.get(Customer, customer_id)
+
+    async def identity(self, channel: str, platform_user_id: str) -> ChannelIdentity | None:
+        return await self.session.scalar(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == channel,
+                ChannelIdentity.platform_user_id == platform_user_id,
+            )
+        )
+
+    async def create(
+        self, channel: str, platform_user_id: str, chat_id: str, now: datetime
+    ) -> Customer:
+        customer = Customer(created_at=now, last_seen_at=now, lock_notified=False)
+        customer.identities.append(
+            ChannelIdentity(
+                channel=channel, platform_user_id=platform_user_id, chat_id=chat_id, created_at=now
+            )
+        )
+        self.session.add(customer)
+        await self.session.flush()
+        return customer
+
+    async def identities_of(self, customer_id: int) -> Sequence[ChannelIdentity]:
+        result = await self.session.scalars(
+            select(ChannelIdentity)
+            .where(ChannelIdentity.customer_id == customer_id)
+            .order_by(ChannelIdentity.id)
+        )
+        return result.all()
+
+
+class ConsentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def latest(self, customer_id: int, purpose: str) -> Consent | None:
+        return await self.session.scalar(
+            select(Consent)
+            .where(Consent.customer_id == customer_id, Consent.purpose == purpose)
+            .order_by(Consent.id.desc())
+            .limit(1)
+        )
+
+    async def record(
+        self, customer_id: int, purpose: str, policy_version: str, granted: bool, now: datetime
+    ) -> Consent:
+        consent = Consent(
+            customer_id=customer_id,
+            purpose=purpose,
+            policy_version=policy_version,
+            granted=granted,
+            decided_at=now,
+        )
+        self.session.add(consent)
+        return consent
+
+    async def of(self, customer_id: int) -> Sequence[Consent]:
+        result = await self.session.scalars(
+            select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.id)
+        )
+        return result.all()
+
+
+class StateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, channel: str, chat_id: str) -> ConversationState | None:
+        return await self.session.scalar(
+            select(ConversationState).where(
+                ConversationState.channel == channel, ConversationState.chat_id == chat_id
+            )
+        )
+
+    async def save(self, state: ConversationState) -> None:
+        self.session.add(state)
+
+    async def remove(self, state: ConversationState) -> None:
+        await self.session.delete(state)
+
+    async def delete_expired(self, now: datetime) -> int:
+        result = await self.session.execute(
+            delete(ConversationState).where(ConversationState.expires_at <= now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        channel: str,
+        chat_id: str,
+        payload: dict[str, Any],
+        now: datetime,
+        customer_id: int | None = None,
+        tag: str | None = None,
+    ) -> OutboxMessage:
+        row = OutboxMessage(
+            channel=channel,
+            chat_id=chat_id,
+            payload=payload,
+            customer_id=customer_id,
+            tag=tag,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def get(self, outbox_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, outbox_id)
+
+    async def latest_with_tag(self, tag: str) -> OutboxMessage | None:
+        """The first message sent under a tag (e.g. an order's staff alert)."""
+        return await self.session.scalar(
+            select(OutboxMessage)
+            .where(OutboxMessage.tag == tag)
+            .order_by(OutboxMessage.id)
+            .limit(1)
+        )
+
+    async def pending(self, limit: int = 100) -> Sequence[OutboxMessage]:
+        result = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending")
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return result.all()
+
+    async def scheduled_deletions(self) -> Sequence[OutboxMessage]:
+        result = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.delete_at.is_not(None))
+            .order_by(OutboxMessage.delete_at)
+        )
+        return result.all()
+
+    async def by_platform_id(
+        self, channel: str, chat_id: str, message_id: str
+    ) -> OutboxMessage | None:
+        return await self.session.scalar(
+            select(OutboxMessage).where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.platform_message_id == message_id,
+            )
+        )
+
+
+class InboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_pending(self, channel: str, chat_id: str) -> InboxEvent | None:
+        return await self.session.scalar(
+            select(InboxEvent)
+            .where(
+                InboxEvent.channel == channel,
+                InboxEvent.chat_id == chat_id,
+                InboxEvent.processed_at.is_(None),
+            )
+            .order_by(InboxEvent.id)
+            .limit(1)
+        )
+
+    async def pending_conversations(self) -> list[tuple[str, str]]:
+        result = await self.session.execute(
+            select(InboxEvent.channel, InboxEvent.chat_id)
+            .where(InboxEvent.processed_at.is_(None))
+            .group_by(InboxEvent.channel, InboxEvent.chat_id)
+            .order_by(InboxEvent.channel, InboxEvent.chat_id)
+        )
+        return [(channel, chat_id) for channel, chat_id in result.all()]
+
+    async def mark_processed(self, event_id: int, now: datetime, error: str | None = None) -> None:
+        # The payload holds the customer's words: keep only what deduplication needs.
+        await self.session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == event_id)
+            .values(processed_at=now, payload={}, error=error)
+        )
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
+        self,
+        now: datetime,
+        actor: str,
+        action: str,
+        subject: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.session.add(
+            AuditEntry(at=now, actor=actor, action=action, subject=subject, detail=detail)
+        )
+
+
+class UnitOfWork:
+    """One transaction; handlers read and write through its repositories, then commit once."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessions()
+        self.customers = CustomerRepository(self.session)
+        self.consents = ConsentRepository(self.session)
+        self.states = StateRepository(self.session)
+        self.inbox = InboxRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
+        self.audit = AuditRepository(self.session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.rollback()  # no-op after commit; undoes anything left uncommitted
+        await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+
+async def store_inbound(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: str,
+    dedupe_key: str,
+    chat_id: str,
+    platform_user_id: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> int | None:
+    """Insert into the inbox in its own transaction; None when the event was seen before."""
+    async with sessions() as session:
+        event = InboxEvent(
+            channel=channel,
+            dedupe_key=dedupe_key,
+            chat_id=chat_id,
+            platform_user_id=platform_user_id,
+            payload=payload,
+            received_at=now,
+        )
+        session.add(event)
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return None
+        return event.id
