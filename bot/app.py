@@ -5,18 +5,24 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.runtime import Runtime
 from handlers.context import ShopConfig
 from handlers.messages import STAFF
+from handlers.orders.catalog import Catalog, CatalogError
 from storage.db import create_engine, migrate_to_head, session_factory
 
 log = logging.getLogger(__name__)
+
+DEFAULT_CATALOG = (
+    Path(__file__).resolve().parent.parent / "handlers" / "orders" / "catalog.example.toml"
+)
 
 
 async def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
@@ -32,8 +38,23 @@ async def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionm
     return engine, session_factory(engine)
 
 
+def load_catalog(settings: Settings) -> Catalog:
+    """The shop's product catalog; a broken file stops the start with one clear line."""
+    path = settings.catalog_path or DEFAULT_CATALOG
+    try:
+        return Catalog.load(path)
+    except CatalogError as exc:
+        raise ConfigError(f"Configuration error: CATALOG_PATH: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Configuration error: CATALOG_PATH: cannot read {path}: {exc.strerror}"
+        ) from None
+
+
 def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> ShopConfig:
     return ShopConfig(
+        catalog=load_catalog(settings),
+        shop_hours=settings.shop_hours,
         staff_channel=staff_channel,
         staff_chat_id=staff_chat_id,
         staff_admin_ids=frozenset(settings.staff_admin_ids),

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     draft_ttl_hours: float = Field(default=24, gt=0)
     catalog_path: Path | None = None
     carrier_name: str = "Giao Hàng Nhanh"
+    shop_hours: str = "8:00–21:00"
 
     @field_validator("staff_admin_ids", mode="before")
     @classmethod
@@ -80,7 +81,9 @@ class Settings(BaseSettings):
 
     @property
     def has_telegram(self) -> bool:
-        return self.telegram_bot_token is not None and bool(self.telegram_bot_token.get_secret_value())
+        return self.telegram_bot_token is not None and bool(
+            self.telegram_bot_token.get_secret_value()
+        )
 
 
 def load_settings(**overrides: object) -> Settings:

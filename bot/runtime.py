@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -107,7 +109,7 @@ class Runtime:
             return
         task = asyncio.create_task(self._drain_conversation(key), name=f"conv:{channel}")
         self._conversations[key] = task
-        task.add_done_callback(lambda _t, k=key: self._forget(k, _t))
+        task.add_done_callback(functools.partial(self._forget, key))
 
     def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._conversations.get(key) is task:
@@ -141,7 +143,9 @@ class Runtime:
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
             except Exception as exc:  # keep the process running; the draft is untouched
-                log.exception("handling %s event %s failed: %s", key[0], event_id, type(exc).__name__)
+                log.exception(
+                    "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
+                )
                 await uow.session.rollback()
                 await self._apologize(event_id, inbound, type(exc).__name__)
         self._wake_delivery.set()
@@ -159,7 +163,10 @@ class Runtime:
                 lang = pick_language(customer.language if customer else None, None, lang)
             text = t(lang, "core.internal_error")
             await uow.outbox.add(
-                inbound.channel, inbound.chat_id, Outbound(inbound.channel, inbound.chat_id, text).to_json(), now
+                inbound.channel,
+                inbound.chat_id,
+                Outbound(inbound.channel, inbound.chat_id, text).to_json(),
+                now,
             )
             await uow.commit()
 
@@ -187,10 +194,8 @@ class Runtime:
                 log.exception("delivery pass failed: %s", type(exc).__name__)
                 next_due = 5.0
             timeout = 60.0 if next_due is None else max(0.05, next_due)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_delivery.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def deliver_due(self) -> float | None:
         """Send every due outbox row once; returns seconds until the next retry (None: none)."""
@@ -240,7 +245,9 @@ class Runtime:
         reply_id = await self._platform_id(uow, message.reply_to)
         row.attempts += 1
         try:
-            result = await adapter.send(message, edit_message_id=edit_id, reply_to_message_id=reply_id)
+            result = await adapter.send(
+                message, edit_message_id=edit_id, reply_to_message_id=reply_id
+            )
         except PermanentSendError as exc:
             row.status = "failed"
             row.last_error = exc.reason[:200]
@@ -260,7 +267,13 @@ class Runtime:
             delay = max(retry_after or 0.0, self.delivery.backoff(row.attempts))
             row.next_attempt_at = now + timedelta(seconds=delay)
             row.last_error = reason[:200]
-            log.info("outbox %s attempt %s failed (%s); retry in %.1fs", row.id, row.attempts, reason[:80], delay)
+            log.info(
+                "outbox %s attempt %s failed (%s); retry in %.1fs",
+                row.id,
+                row.attempts,
+                reason[:80],
+                delay,
+            )
             return delay
         row.status = "sent"
         row.sent_at = now
@@ -280,7 +293,9 @@ class Runtime:
         earlier = await uow.outbox.get(outbox_id)
         return earlier.platform_message_id if earlier is not None else None
 
-    async def _mark_unreachable(self, uow: UnitOfWork, channel: str, chat_id: str, now: datetime) -> None:
+    async def _mark_unreachable(
+        self, uow: UnitOfWork, channel: str, chat_id: str, now: datetime
+    ) -> None:
         await uow.session.execute(
             update(ChannelIdentity)
             .where(ChannelIdentity.channel == channel, ChannelIdentity.chat_id == chat_id)
@@ -308,10 +323,10 @@ class Runtime:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def idle(self, timeout: float = 30.0) -> None:
+    async def idle(self, limit: float = 30.0) -> None:
         """Wait until every conversation is processed and nothing is due for delivery."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + limit
         while loop.time() < deadline:
             tasks = [task for task in self._conversations.values() if not task.done()]
             if tasks:
@@ -332,10 +347,8 @@ class Runtime:
         self._stopping = True
         if self._delivery_task is not None:
             self._delivery_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery_task
-            except asyncio.CancelledError:
-                pass
             self._delivery_task = None
 
 
@@ -343,4 +356,8 @@ def _clean(inbound: Inbound) -> Inbound:
     """NFC, no control characters: every handler sees the same normalized text."""
     text = normalize_text(inbound.text)
     args = normalize_text(inbound.args)
-    return replace(inbound, text=text, args=args) if (text, args) != (inbound.text, inbound.args) else inbound
+    return (
+        replace(inbound, text=text, args=args)
+        if (text, args) != (inbound.text, inbound.args)
+        else inbound
+    )

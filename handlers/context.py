@@ -4,12 +4,14 @@ and the ways to answer (everything sent goes to the outbox in the same transacti
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from handlers.errors import InvalidInput
 from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
 from handlers.messages import STAFF, Button, Document, Inbound, Outbound
+from handlers.orders.catalog import Catalog
 from storage.models import ConversationState, Customer
 from storage.repositories import UnitOfWork
 
@@ -32,6 +34,8 @@ class ShopConfig:
     default_language: str = DEFAULT_LANGUAGE
     draft_ttl: timedelta = timedelta(hours=24)
     carrier_name: str = "Giao Hàng Nhanh"
+    shop_hours: str = "8:00–21:00"
+    catalog: Catalog = field(default_factory=Catalog)
 
 
 ButtonRows = tuple[tuple[Button, ...], ...]
@@ -56,6 +60,10 @@ class Context:
     def tr(self, key: str, **params: object) -> str:
         return t(self.lang, key, **params)
 
+    def staff_text(self, key: str, **params: object) -> str:
+        """A staff-chat line (HTML-escaped, staff language), values filled in before escaping."""
+        return html.escape(t(self.config.default_language, key, **params))
+
     def button(self, key: str, payload: str, **params: object) -> Button:
         return Button(self.tr(key, **params), payload)
 
@@ -78,7 +86,9 @@ class Context:
             return f"staff:{self.inbound.channel}:{self.inbound.user_id}"
         return f"customer:{self.customer.id}"
 
-    async def audit(self, action: str, subject: str | None = None, detail: str | None = None) -> None:
+    async def audit(
+        self, action: str, subject: str | None = None, detail: str | None = None
+    ) -> None:
         await self.uow.audit.add(self.now, self.actor, action, subject, detail)
 
     # ---- sending (all through the outbox, committed with the state change) ----------------
@@ -147,7 +157,11 @@ class Context:
         )
 
     async def to_customer(
-        self, customer: Customer, key: str, buttons: ButtonRows = (), **params: object
+        self,
+        customer: Customer,
+        key: str,
+        params: dict[str, object] | None = None,
+        buttons: ButtonRows = (),
     ) -> int | None:
         """Message another customer (staff actions) in their own channel and language."""
         identities = await self.uow.customers.identities_of(customer.id)
@@ -160,7 +174,7 @@ class Context:
             Outbound(
                 channel=identity.channel,
                 chat_id=identity.chat_id,
-                text=t(lang, key, **params),
+                text=t(lang, key, **(params or {})),
                 buttons=buttons,
             ),
             customer_id=customer.id,

@@ -93,11 +93,11 @@ async def _customer_for(ctx: Context) -> Customer:
     inbound = ctx.inbound
     identity = await ctx.uow.customers.identity(inbound.channel, inbound.user_id)
     if identity is None:
-        customer = await ctx.uow.customers.create(
+        created = await ctx.uow.customers.create(
             inbound.channel, inbound.user_id, inbound.chat_id, ctx.now
         )
-        log.info("new customer %s on %s", customer.id, inbound.channel)
-        return customer
+        log.info("new customer %s on %s", created.id, inbound.channel)
+        return created
     _touch(identity, inbound)
     customer = await ctx.uow.customers.get(identity.customer_id)
     assert customer is not None

@@ -112,7 +112,9 @@ def _save(ctx: Context, step: str, values: dict[str, Any], **extra: Any) -> None
     ctx.state.expires_at = ctx.now + ctx.config.draft_ttl
 
 
-async def begin(ctx: Context, flow: Flow, values: dict[str, Any] | None = None, **extra: Any) -> None:
+async def begin(
+    ctx: Context, flow: Flow, values: dict[str, Any] | None = None, **extra: Any
+) -> None:
     """Start `flow` in this conversation, replacing any previous state."""
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
@@ -194,7 +196,9 @@ def _show(ctx: Context, step: Step, value: Any) -> str:
 def _step_buttons(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) -> ButtonRows:
     row: list[Button] = []
     if step.collect_max:
-        row.append(ctx.button("flow.btn.done" if values.get(step.name) else "flow.btn.skip", "f:skip"))
+        row.append(
+            ctx.button("flow.btn.done" if values.get(step.name) else "flow.btn.skip", "f:skip")
+        )
     elif step.optional:
         row.append(ctx.button("flow.btn.skip", "f:skip"))
     if flow.index(step.name) > 0:
@@ -229,7 +233,9 @@ async def show_review(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
     await ctx.reply("\n".join(lines), rows, remove_keyboard=True)
 
 
-async def _advance(ctx: Context, flow: Flow, values: dict[str, Any], after: str | None = None) -> None:
+async def _advance(
+    ctx: Context, flow: Flow, values: dict[str, Any], after: str | None = None
+) -> None:
     """Go to the first unanswered step after `after` (or the review when all are done)."""
     assert ctx.state is not None
     if ctx.state.data.get("editing"):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -179,3 +180,88 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class Order(Base):
+    """A confirmed order. After erasure only the anonymous stub (code, status, dates) stays."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    full_name: Mapped[str | None] = mapped_column(String(100))  # PII
+    phone: Mapped[str | None] = mapped_column(String(32))  # PII
+    address: Mapped[str | None] = mapped_column(String(300))  # PII
+    email: Mapped[str | None] = mapped_column(String(320))  # PII
+    request_text: Mapped[str | None] = mapped_column(Text)  # PII (free text)
+    photos: Mapped[list[str]] = mapped_column(JSON, default=list)  # platform file references
+    product_code: Mapped[str | None] = mapped_column(String(32))
+    product_name: Mapped[str | None] = mapped_column(String(200))
+    price_vnd: Mapped[int | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))  # staff platform id
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    handed_to_carrier_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
+
+    history: Mapped[list[OrderStatusChange]] = relationship(
+        back_populates="order",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="OrderStatusChange.id",
+    )
+
+
+class OrderStatusChange(Base):
+    __tablename__ = "order_status_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # "customer:12" / "staff:telegram:42"
+    actor_name: Mapped[str | None] = mapped_column(String(100))  # staff display name
+    note: Mapped[str | None] = mapped_column(String(300))  # e.g. cancel reason (may be PII)
+
+    order: Mapped[Order] = relationship(back_populates="history")
+
+
+class RelayedMessage(Base):
+    """A message relayed between a customer and the staff chat (orders, talk to staff)."""
+
+    __tablename__ = "relayed_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    thread: Mapped[str] = mapped_column(String(64), index=True)  # "order:12", "support:3"
+    direction: Mapped[str] = mapped_column(String(8))  # "in" (customer → staff) | "out"
+    text: Mapped[str] = mapped_column(Text)  # PII
+    staff_actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class Disclosure(Base):
+    """Personal data shared outside the shop: carrier hand-offs and legal requests."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    recipient_kind: Mapped[str] = mapped_column(String(16))  # "carrier" | "authority"
+    recipient_name: Mapped[str] = mapped_column(String(200))
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(300))
+    staff_actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
 
 from storage.models import (
     AuditEntry,
@@ -16,8 +17,11 @@ from storage.models import (
     Consent,
     ConversationState,
     Customer,
+    Disclosure,
     InboxEvent,
+    Order,
     OutboxMessage,
+    RelayedMessage,
 )
 
 
@@ -234,6 +238,103 @@ class AuditRepository:
         )
 
 
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _query(self) -> Select[Order]:
+        return select(Order).options(selectinload(Order.history))
+
+    async def add(self, order: Order) -> Order:
+        self.session.add(order)
+        await self.session.flush()
+        return order
+
+    async def by_id(self, order_id: int) -> Order | None:
+        return await self.session.scalar(self._query().where(Order.id == order_id))
+
+    async def by_code(self, code: str) -> Order | None:
+        return await self.session.scalar(self._query().where(Order.code == code))
+
+    async def code_exists(self, code: str) -> bool:
+        return bool(await self.session.scalar(select(func.count()).where(Order.code == code)))
+
+    async def of_customer(self, customer_id: int) -> Sequence[Order]:
+        result = await self.session.scalars(
+            self._query().where(Order.customer_id == customer_id).order_by(Order.id.desc())
+        )
+        return result.all()
+
+    async def latest_open(self, customer_id: int, open_statuses: Sequence[str]) -> Order | None:
+        return await self.session.scalar(
+            self._query()
+            .where(Order.customer_id == customer_id, Order.status.in_(open_statuses))
+            .order_by(Order.id.desc())
+            .limit(1)
+        )
+
+    async def listing(self, status: str | None = None, limit: int = 20) -> Sequence[Order]:
+        query = self._query().where(Order.erased_at.is_(None))
+        if status:
+            query = query.where(Order.status == status)
+        result = await self.session.scalars(query.order_by(Order.id.desc()).limit(limit))
+        return result.all()
+
+    async def search(self, phone_digits: str | None, name_part: str | None) -> Sequence[Order]:
+        conditions = []
+        if phone_digits:
+            conditions.append(Order.phone.contains(phone_digits))
+        if name_part:
+            conditions.append(Order.full_name.ilike(f"%{name_part}%"))
+        if not conditions:
+            return []
+        result = await self.session.scalars(
+            self._query().where(or_(*conditions)).order_by(Order.id.desc()).limit(20)
+        )
+        return result.all()
+
+    async def all_for_export(self) -> Sequence[Order]:
+        result = await self.session.scalars(self._query().order_by(Order.id))
+        return result.all()
+
+    async def add_relayed(
+        self,
+        customer_id: int | None,
+        thread: str,
+        direction: str,
+        text: str,
+        now: datetime,
+        staff_actor: str | None = None,
+    ) -> None:
+        self.session.add(
+            RelayedMessage(
+                customer_id=customer_id,
+                thread=thread,
+                direction=direction,
+                text=text,
+                staff_actor=staff_actor,
+                at=now,
+            )
+        )
+
+    async def relayed(self, customer_id: int) -> Sequence[RelayedMessage]:
+        result = await self.session.scalars(
+            select(RelayedMessage)
+            .where(RelayedMessage.customer_id == customer_id)
+            .order_by(RelayedMessage.id)
+        )
+        return result.all()
+
+    async def add_disclosure(self, disclosure: Disclosure) -> None:
+        self.session.add(disclosure)
+
+    async def disclosures(self, customer_id: int) -> Sequence[Disclosure]:
+        result = await self.session.scalars(
+            select(Disclosure).where(Disclosure.customer_id == customer_id).order_by(Disclosure.id)
+        )
+        return result.all()
+
+
 class UnitOfWork:
     """One transaction; handlers read and write through its repositories, then commit once."""
 
@@ -248,6 +349,7 @@ class UnitOfWork:
         self.inbox = InboxRepository(self.session)
         self.outbox = OutboxRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.orders = OrderRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ import itertools
 import re
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -89,11 +90,12 @@ class ConsoleChat:
         staff = line.startswith("@staff ") or line.strip() == "@staff"
         body = line[len("@staff") :].strip() if staff else line.strip()
         chat_id = STAFF if staff else self.adapter.user_id
-        base = dict(
+        base = Inbound(
             channel=CHANNEL,
             chat_id=chat_id,
             user_id=self.staff_user_id if staff else self.adapter.user_id,
             dedupe_key=f"{self._session}:{next(self._counter)}",
+            text=body,
             language_hint=self.language,
             from_staff_chat=staff,
         )
@@ -101,15 +103,14 @@ class ConsoleChat:
             buttons = self.adapter.buttons.get(chat_id, ())
             number = int(body)
             if 1 <= number <= len(buttons):
-                return Inbound(**base, text=buttons[number - 1].label, payload=buttons[number - 1].payload)
-            return Inbound(**base, text=body, payload=f"badchoice:{number}")
+                pressed = buttons[number - 1]
+                return replace(base, text=pressed.label, payload=pressed.payload)
+            return replace(base, payload=f"badchoice:{number}")
         contact = _CONTACT.match(body)
         if contact and not staff:
-            return Inbound(
-                **base, text=body, contact=Contact(phone=contact.group(1), name=contact.group(2))
-            )
+            return replace(base, contact=Contact(phone=contact.group(1), name=contact.group(2)))
         command, args = Inbound.parse_command(body)
-        return Inbound(**base, text=body, command=command, args=args)
+        return replace(base, command=command, args=args)
 
     async def run(self, stream: TextIO) -> None:
         loop = asyncio.get_running_loop()

@@ -10,7 +10,8 @@ Differences from Telegram that shape this module:
 - webhook deliveries carry the secret chosen in `setWebhook` in `X-Bot-Api-Secret-Token`.
 - no buttons, no message editing or deletion (the adapter degrades; see zalo_bot adapter).
 
-The token is part of every URL: never log request URLs (set the `httpx` logger to WARNING).
+The token is part of every URL: this module never logs URLs and masks the token in the
+`httpx` logger's request lines; keep it out of any other log too.
 """
 
 from __future__ import annotations
@@ -46,6 +47,26 @@ BOT_HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 Receive = Callable[[Inbound], Awaitable[bool]]
 
 
+class _TokenRedactor(logging.Filter):
+    """Masks bot tokens in the `httpx` logger's records ("HTTP Request: POST <url>")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(token in message for token in self.tokens):
+            for token in self.tokens:
+                message = message.replace(token, "<token>")
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACTOR = _TokenRedactor()
+logging.getLogger("httpx").addFilter(_REDACTOR)
+
+
 class ZaloBotError(ZaloError):
     """`code` is the HTTP status or the API's error_code; None for network failures."""
 
@@ -67,6 +88,7 @@ class ZaloBotClient:
             raise ValueError("a Zalo bot token is required")
         self._http = http
         self._prefix = f"{base_url.rstrip('/')}/bot{token}/"
+        _REDACTOR.tokens.add(token)
         self._timeout = timeout
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ import unicodedata
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from handlers.errors import InvalidInput
 from handlers.text import fold
 
 NAME_MIN, NAME_MAX = 2, 100
@@ -22,16 +23,6 @@ REQUEST_MAX = 2000
 EMAIL_MAX = 254  # RFC 5321 path limit; longer input is not worth handing to the validator
 
 DEFAULT_REGION = "VN"
-
-
-class InvalidInput(Exception):
-    """The customer's answer cannot be used; `key` names the message that explains why."""
-
-    def __init__(self, key: str, **params: object) -> None:
-        # Only the key goes into str(): params are numbers like limits, never the input.
-        super().__init__(key)
-        self.key = key
-        self.params = params
 
 
 _SPACES = re.compile(r"\s+")
@@ -92,7 +83,7 @@ def parse_full_name(text: str) -> str:
 
 
 # Characters people put between digits of a phone number; anything else is not a phone number.
-_PHONE_SEPARATORS = frozenset(" +.-()/\u00a0")
+_PHONE_SEPARATORS = frozenset(" .-–()/\u00a0")
 _VN_COUNTRY_CODE = 84
 _VN_MOBILE_NSN, _VN_LANDLINE_NSN = 9, 10  # digits after the leading 0
 
@@ -127,7 +118,7 @@ def parse_phone(text: str, region: str = DEFAULT_REGION) -> str:
         raise InvalidInput("validation.phone.empty")
     compact = _phone_digits(stripped)
     # "+" is only meaningful in front: "0912+345" is not a number.
-    if "+" in compact[1:] or compact.count("+") > 1:
+    if "+" in compact[1:]:
         raise InvalidInput("validation.phone.invalid")
     digits = compact.lstrip("+")
     if len(digits) < 8:

@@ -50,6 +50,8 @@ ALTERNATIVE_RATIO = 0.75
 MAX_MATCH_CHARS = 300
 
 Kind = Literal["topic", "intent", "unknown"]
+Mood = Literal["question", "request"]
+Keyword = tuple[tuple[str, ...], float]  # phrases that must all occur, weight
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,11 @@ class Topic:
     kind: Literal["topic", "intent"]
     actions: tuple[str, ...]
     examples: tuple[str, ...]
-    # Each keyword is a conjunction of phrases (all must occur) and its weight.
-    keywords: tuple[tuple[tuple[str, ...], float], ...]
+    keywords: tuple[Keyword, ...]
+    mood: Mood | None = None
+    # For each keyword, the indexes of the longer keywords containing it ("dat" ⊂ "dat hang"):
+    # when one of those matches, the shorter one does not count again.
+    shadowed_by: tuple[tuple[int, ...], ...] = ()
 
 
 # ---------------------------------------------------------------- normalization
@@ -86,9 +91,9 @@ _LETTER_RUNS = re.compile(r"([a-z])\1{2,}")  # 3+ repeats; Vietnamese never doub
 
 # Token-wise teencode and common chat abbreviations, on folded tokens.
 _TEENCODE: dict[str, str] = {
-    # negation: "ko", "k", "kh", "hong", "hok", ... all mean "không"
+    # negation: "ko", "k", "kh", "hok", ... all mean "không" ("hong": see _BROKEN_PREV)
     **dict.fromkeys(
-        ("ko", "k", "kh", "khg", "kg", "k0", "hong", "hok", "hk", "hem", "khum", "khog"), "khong"
+        ("ko", "k", "kh", "khg", "kg", "k0", "hok", "hk", "hem", "khum", "khog"), "khong"
     ),
     **dict.fromkeys(("mk", "mik", "mh", "mjk", "mjnh", "mjh"), "minh"),
     **dict.fromkeys(("sdt", "sdth", "sodt"), "so dien thoai"),
@@ -130,45 +135,63 @@ _TEENCODE: dict[str, str] = {
 
 # "dc" (also "đc" once folded) is "địa chỉ" (address) or "được" (can / be allowed).
 # Rule, first match wins:
-#   1. the next word introduces whose/which address ("dc nha", "dc cua minh", "dc giao hang")
+#   1. the next word says whose/which address ("dc nha", "dc cua minh", "dc giao hang")
 #      → "dia chi";
 #   2. the next word is a question/negation tag or a verb ("dc ko", "dc bao lau", "dc xem")
 #      → "duoc";
-#   3. the previous word is a modal, verb or "ai" ("co dc", "the dc", "nhan dc", "ai dc")
+#   3. the previous word is a modal, a verb or "ai" ("co dc", "the dc", "nhan dc", "ai dc")
 #      → "duoc";
 #   4. otherwise "dia chi": in this shop's chats a bare "dc" is almost always the address
-#      ("doi dc", "sua dc" both lead to the same place anyway).
+#      ("doi dc", "sua dc" lead to the same place either way).
 _DC_ADDRESS_NEXT = frozenset(
-    "nha cua giao nhan ship shipper moi cu o hien email minh toi em anh chi khach va voi shop "
-    "cong cty so".split()
-)
+    (
+        "nha", "cua", "giao", "nhan", "ship", "shipper", "moi", "cu", "o", "hien", "email",
+        "minh", "toi", "em", "anh", "chi", "khach", "va", "voi", "shop", "cong", "cty", "so",
+    )
+)  # fmt: skip
 _DC_DUOC_NEXT = frozenset(
-    "khong chua roi chu ha ah a nhe nua het luon ngay gi ai bao sao nhu xem biet xoa sua luu "
-    "giu dung gui mua dat lam chia cung huy goi lien phep khi".split()
-)
+    (
+        "khong", "chua", "roi", "chu", "ha", "ah", "a", "nhe", "nua", "het", "luon", "ngay",
+        "gi", "ai", "bao", "sao", "nhu", "xem", "biet", "xoa", "sua", "luu", "giu", "dung",
+        "gui", "mua", "dat", "lam", "chia", "cung", "huy", "goi", "lien", "phep", "khi",
+    )
+)  # fmt: skip
 _DC_DUOC_PREV = frozenset(
-    "co the chua da se van moi khong lam biet xem xoa luu giu gui nhan mua dat ai nao ma cung "
-    "deu phai bi".split()
-)
+    (
+        "co", "the", "chua", "da", "se", "van", "moi", "khong", "lam", "biet", "xem", "xoa",
+        "luu", "giu", "gui", "nhan", "mua", "dat", "ai", "nao", "ma", "cung", "deu", "phai",
+        "bi",
+    )
+)  # fmt: skip
 
-# A few English function words that do not collide with folded Vietnamese words: their
-# presence means "a" is the English article, not "anh" (older brother / you).
+# "hong" is chat for "không", but folding also turns "hỏng" (broken) and "hồng" (pink, rose)
+# into "hong". So: written with a diacritic, only "hông" means "không"; written bare, it is
+# "broken" after "bi"/"da"/"lam"/"hu"/"vo" ("tranh bi hong") and "không" otherwise.
+_BROKEN_PREV = frozenset(("bi", "da", "lam", "hu", "vo", "va"))
+
+# English function words that do not collide with folded Vietnamese words: their presence
+# means "a" is the English article, not "anh" (older brother / you).
 _ENGLISH_HINTS = frozenset(
-    "the you your what how please want is are does with this that have would id im it of for "
-    "like get buy need lot".split()
-)
+    (
+        "i", "the", "you", "your", "what", "how", "please", "want", "is", "are", "was", "does",
+        "with", "this", "that", "have", "would", "should", "will", "id", "im", "it", "of",
+        "for", "like", "get", "buy", "need", "lot", "use", "made", "file", "talk",
+    )
+)  # fmt: skip
 
 
-def _expand(tokens: list[str]) -> list[str]:
-    """Expand teencode; "dc", "dt" and "a" depend on their neighbours (see the rules above)."""
-    english = any(tok in _ENGLISH_HINTS for tok in tokens)
-    # First pass: context-free expansions, so that rules below see expanded neighbours.
-    first = [tok if tok in ("dc", "dt", "a") else _TEENCODE.get(tok, tok) for tok in tokens]
+def _expand(pairs: list[tuple[str, str]]) -> list[str]:
+    """Expand teencode on (as typed, folded) token pairs; "dc", "dt", "a" and "hong" depend
+    on their neighbours or diacritics (see the rules above)."""
+    english = any(folded in _ENGLISH_HINTS for _, folded in pairs)
+    # First pass: context-free expansions, so that the rules below see expanded neighbours.
+    first = [f if f in ("dc", "dt", "a", "hong") else _TEENCODE.get(f, f) for _, f in pairs]
     out: list[str] = []
     for i, tok in enumerate(first):
+        typed = pairs[i][0]
+        prev = out[-1] if out else ""
         if tok == "dc":
             nxt = first[i + 1].split()[0] if i + 1 < len(first) else ""
-            prev = out[-1] if out else ""
             if nxt in _DC_ADDRESS_NEXT:
                 tok = "dia chi"
             elif nxt in _DC_DUOC_NEXT or prev in _DC_DUOC_PREV:
@@ -176,23 +199,29 @@ def _expand(tokens: list[str]) -> list[str]:
             else:
                 tok = "dia chi"
         elif tok == "dt":
-            # "so dt" already says "số"; alone "dt" is the whole "số điện thoại".
-            tok = "dien thoai" if out and out[-1] == "so" else "so dien thoai"
+            # "so dt" already says "số"; alone, "dt" is the whole "số điện thoại".
+            tok = "dien thoai" if prev == "so" else "so dien thoai"
         elif tok == "a":
-            # Final "a" is the polite particle "ạ"; "a" in English text is the article.
-            tok = "a" if english or i == len(first) - 1 else "anh"
+            # "ạ"/"à" are particles; a final bare "a" is "ạ" typed without its dot.
+            bare_pronoun = typed == "a" and not english and i < len(first) - 1
+            tok = "anh" if bare_pronoun else "a"
+        elif tok == "hong":
+            negation = typed == "hông" or (typed == "hong" and prev not in _BROKEN_PREV)
+            tok = "khong" if negation else "hong"
         out.extend(tok.split())
     return out
 
 
 def normalize(text: str) -> str:
     """The matching form of a message: folded, punctuation-free, teencode expanded."""
-    text = unicodedata.normalize("NFC", text)[: MAX_MATCH_CHARS * 2]
-    text = fold(text).replace("e-mail", "email")
-    text = _APOSTROPHES.sub("", text)
-    text = _NON_WORD.sub(" ", text)
-    text = _LETTER_RUNS.sub(r"\1", text)
-    return " ".join(_expand(text.split()))[:MAX_MATCH_CHARS]
+    text = unicodedata.normalize("NFC", text[: MAX_MATCH_CHARS * 2]).lower()
+    text = _APOSTROPHES.sub("", text.replace("e-mail", "email"))
+    pairs = []
+    for typed in _NON_WORD.sub(" ", text).split():
+        folded = _LETTER_RUNS.sub(r"\1", fold(typed))
+        if folded:
+            pairs.append((typed, folded))
+    return " ".join(_expand(pairs))[:MAX_MATCH_CHARS]
 
 
 # ---------------------------------------------------------------- knowledge base
@@ -214,11 +243,31 @@ def _parse_topic(key: str, raw: Mapping[str, object]) -> Topic:
         raise ValueError(f"{key}: keywords must be a table of phrase = weight")
     keywords = []
     for phrase, weight in raw_keywords.items():
-        parts = tuple(normalize(p) for p in str(phrase).split("+"))
-        if not all(parts) or isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise ValueError(f"{key}: bad keyword {phrase!r} = {weight!r}")
-        keywords.append((parts, float(weight)))
-    return Topic(key, kind, actions, examples, tuple(keywords))
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise ValueError(f"{key}: bad keyword weight {phrase!r} = {weight!r}")
+        keywords.append((_parse_phrase(str(phrase)), float(weight)))
+    mood = raw.get("mood")
+    if mood not in (None, "question", "request"):
+        raise ValueError(f"{key}: mood must be 'question' or 'request', not {mood!r}")
+    return Topic(key, kind, actions, examples, tuple(keywords), mood, _shadowing(keywords))
+
+
+def _parse_phrase(phrase: str) -> tuple[str, ...]:
+    """ "a + b" → ("a", "b"), each part normalized like a message."""
+    parts = tuple(normalize(p) for p in phrase.split("+"))
+    if not all(parts):
+        raise ValueError(f"empty part in keyword {phrase!r}")
+    return parts
+
+
+def _shadowing(keywords: list[Keyword]) -> tuple[tuple[int, ...], ...]:
+    def inside(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+        return len(short) == len(long) == 1 and short != long and f" {short[0]} " in f" {long[0]} "
+
+    return tuple(
+        tuple(j for j, (other, w2) in enumerate(keywords) if inside(parts, other) and w * w2 > 0)
+        for parts, w in keywords
+    )
 
 
 def _as_list(value: object, key: str, field: str) -> list[object]:
@@ -230,15 +279,27 @@ def _as_list(value: object, key: str, field: str) -> list[object]:
 # Chat particles and fillers: they say nothing about the subject, so they barely count when
 # comparing words (otherwise "... vay a" would look less like an example than "...").
 _FILLERS = frozenset(
-    "a ah ak vay nhe nha nhi ha oi voi thi la ma u uh ok day "  # Vietnamese particles
-    "i you me my the to do is are it of for an".split()  # English function words
-)
+    (
+        # Vietnamese particles
+        "a", "ah", "ak", "vay", "nhe", "nha", "nhi", "ha", "oi", "voi", "thi", "la", "ma",
+        "u", "uh", "ok", "day",
+        # English function words
+        "i", "you", "me", "my", "the", "to", "do", "is", "are", "it", "of", "for", "an",
+    )
+)  # fmt: skip
 _FILLER_WEIGHT = 0.15
-# Typo repair: an unknown word of 4+ letters becomes the closest knowledge-base word when
-# rapidfuzz's ratio reaches this ("nhug" → "nhung", "thog" → "thong"). Strict on purpose:
-# a looser cut turns everyday words into domain words and off-topic chat into matches.
+# Typo repair: an unknown word of 4+ letters that cannot be a Vietnamese syllable becomes the
+# closest knowledge-base word when rapidfuzz's ratio reaches the cut-off ("nhug" → "nhung",
+# "thog" → "thong"). A well-formed syllable is never rewritten: "phong" (room) is one edit
+# from "hong" (broken), and most everyday words are one edit from some domain word.
 _TYPO_CUTOFF = 88.0
 _TYPO_MIN_LEN = 4
+_SYLLABLE = re.compile(
+    r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?"  # onset
+    r"(?:uye|uya|uyu|uoi|uou|ieu|yeu|oai|oay|oeo|uay"  # vowel cluster, folded
+    r"|ai|ao|au|ay|eo|eu|ia|ie|iu|oa|oe|oi|oo|ua|ue|ui|uo|uu|uy|ya|ye|[aeiouy])"
+    r"(?:ch|ng|nh|[cmnpt])?"  # coda
+)
 
 
 @dataclass(frozen=True)
@@ -322,17 +383,33 @@ def topic(key: str) -> Topic:
 _OVERLAP_SHARE = 0.7
 
 
+# English inflections, tried on unknown words only. Folded Vietnamese syllables never end in
+# "s", "d" or "ing", so this cannot touch a Vietnamese word.
+_ENGLISH_SUFFIXES = ("ing", "ed", "es", "s", "d")
+
+
 def _repair_typos(tokens: list[str], index: _Index) -> list[str]:
     out = []
     for tok in tokens:
-        if len(tok) >= _TYPO_MIN_LEN and tok not in index.idf and tok not in _FILLERS:
-            match = process.extractOne(
-                tok, index.vocabulary, scorer=fuzz.ratio, score_cutoff=_TYPO_CUTOFF
-            )
-            if match is not None:
-                tok = match[0]
+        if tok not in index.idf and tok not in _FILLERS:
+            tok = _known_form(tok, index)
         out.append(tok)
     return out
+
+
+def _known_form(tok: str, index: _Index) -> str:
+    """An unknown word as the knowledge base spells it, if it is one ("used" → "use")."""
+    for suffix in _ENGLISH_SUFFIXES:
+        stem = tok[: -len(suffix)]
+        if tok.endswith(suffix) and len(stem) >= 3 and stem in index.idf:
+            return stem
+    if len(tok) >= _TYPO_MIN_LEN and not _SYLLABLE.fullmatch(tok):
+        match = process.extractOne(
+            tok, index.vocabulary, scorer=fuzz.ratio, score_cutoff=_TYPO_CUTOFF
+        )
+        if match is not None:
+            return str(match[0])
+    return tok
 
 
 def _overlap(tokens: frozenset[str], weight: float, example: _Example, index: _Index) -> float:
@@ -346,10 +423,48 @@ def _overlap(tokens: frozenset[str], weight: float, example: _Example, index: _I
     return 200.0 * precision * recall / (precision + recall)
 
 
-def _keyword_bonus(padded: str, keywords: tuple[tuple[tuple[str, ...], float], ...]) -> float:
-    return sum(
-        weight for parts, weight in keywords if all(f" {part} " in padded for part in parts)
+# Mood markers, checked in this order: any question marker makes the message a question
+# ("muon xoa ... thi lam the nao"); otherwise a request marker makes it a request. "When"
+# and "how long" are not markers: they ask about timing (retention), not about the way.
+_QUESTION_MARKERS = tuple(
+    _parse_phrase(m)
+    for m in (
+        "lam sao", "the nao", "cach", "duoc khong", "co the", "co + khong", "lam gi",
+        "phai lam", "o dau", "how", "can i", "could", "possible",
     )
+)  # fmt: skip
+_REQUEST_MARKERS = tuple(
+    _parse_phrase(m) for m in ("di", "giup", "ngay", "hay", "muon", "please", "pls", "now")
+)
+# Added to a key whose mood matches the message's, subtracted when it is the opposite one.
+MOOD_WEIGHT = 14.0
+
+
+def _has(padded: str, parts: tuple[str, ...]) -> bool:
+    return all(f" {part} " in padded for part in parts)
+
+
+def _mood(padded: str) -> Mood | None:
+    if any(_has(padded, m) for m in _QUESTION_MARKERS):
+        return "question"
+    if any(_has(padded, m) for m in _REQUEST_MARKERS):
+        return "request"
+    return None
+
+
+def _keyword_bonus(padded: str, topic: Topic, mood: Mood | None) -> float:
+    hits = [_has(padded, parts) for parts, _ in topic.keywords]
+    bonus = sum(
+        weight
+        for (_, weight), hit, longer in zip(topic.keywords, hits, topic.shadowed_by, strict=True)
+        if hit and not any(hits[j] for j in longer)
+    )
+    # Mood only separates keys that already share the subject: a question about anything
+    # must not drift towards "delete" just because "delete" is the question-shaped key.
+    on_subject = any(hit and w > 0 for (_, w), hit in zip(topic.keywords, hits, strict=True))
+    if topic.mood and mood and on_subject:
+        bonus += MOOD_WEIGHT if topic.mood == mood else -MOOD_WEIGHT
+    return bonus
 
 
 def matching_form(text: str) -> str:
@@ -373,8 +488,9 @@ def scores(text: str) -> dict[str, float]:
         if sim > best[ex.key]:
             best[ex.key] = sim
     padded = f" {norm} "
+    mood = _mood(padded)
     for key, t in index.topics.items():
-        best[key] += _keyword_bonus(padded, t.keywords)
+        best[key] += _keyword_bonus(padded, t, mood)
     return best
 
 

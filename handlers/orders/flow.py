@@ -1,0 +1,299 @@
+"""The customer's side of ordering.
+
+Order flow, one question at a time:
+    1. full name       (saved profile offered for reuse)
+    2. phone           (contact button, or typed in any Vietnamese format; stored E.164)
+    3. address
+    4. email           (optional: "Bỏ qua" / "skip")
+    5. request         (a product code or a description)
+    6. photos          (up to 5, optional)
+    → review (edit N / confirm / cancel) → order code, staff alert, confirmation.
+
+Also: `/orders` (own orders), `/order CODE` (one of them), and relaying free text to the
+staff chat while an order is open.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from handlers import engine
+from handlers.context import Context
+from handlers.engine import Flow, Step, StepInput
+from handlers.errors import InvalidInput
+from handlers.flows.consent import continuation, ensure_consent
+from handlers.flows.core import DEEP_LINKS
+from handlers.orders import codes
+from handlers.orders.catalog import format_vnd
+from handlers.orders.service import (
+    NEW,
+    OPEN_STATUSES,
+    alert_buttons,
+    local_time,
+    order_tag,
+    product_line,
+    record_status,
+    render_alert,
+    status_label,
+)
+from handlers.orders.validators import (
+    format_phone_display,
+    parse_address,
+    parse_email,
+    parse_full_name,
+    parse_phone,
+    parse_request,
+    phone_from_contact,
+)
+from handlers.router import router
+from storage.models import Order
+
+MAX_PHOTOS = 5
+
+
+def _phone(answer: StepInput) -> str:
+    if answer.contact is not None:
+        return phone_from_contact(answer.contact.phone)
+    return parse_phone(answer.text)
+
+
+def _email(answer: StepInput) -> str:
+    return parse_email(answer.text)
+
+
+def _photos(answer: StepInput) -> list[str]:
+    photos = [a.ref for a in answer.attachments if a.kind == "photo"]
+    if not photos:
+        raise InvalidInput("order.photos.need_photo", limit=MAX_PHOTOS)
+    return photos
+
+
+def _request(answer: StepInput) -> str:
+    if not answer.text.strip() and answer.attachments:
+        raise InvalidInput("order.request.photo_first")
+    return parse_request(answer.text)
+
+
+def _show_phone(ctx: Context, value: Any) -> str:
+    return format_phone_display(str(value))
+
+
+def describe_product(ctx: Context, code: str | None) -> str | None:
+    """ "SD-001 — name — 4.500.000 ₫" for a known catalog code, else None."""
+    product = ctx.config.catalog.get(code) if code else None
+    if product is None:
+        return None
+    return f"{product.code} — {product.name(ctx.lang)} — {format_vnd(product.price_vnd)}"
+
+
+def _show_request(ctx: Context, value: Any) -> str:
+    product = describe_product(ctx, ctx.config.catalog.find_code_in(str(value)))
+    return f"{value}\n   → {product}" if product else str(value)
+
+
+async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
+    assert ctx.customer is not None
+    customer = ctx.customer
+    request = str(values["request"])
+    product_code = ctx.config.catalog.find_code_in(request)
+    product = ctx.config.catalog.get(product_code) if product_code else None
+    code = codes.new_code()
+    while await ctx.uow.orders.code_exists(code):
+        code = codes.new_code()
+    order = Order(
+        code=code,
+        customer_id=customer.id,
+        status=NEW,
+        channel=ctx.inbound.channel,
+        language=ctx.lang,
+        full_name=values["full_name"],
+        phone=values["phone"],
+        address=values["address"],
+        email=values.get("email"),
+        request_text=request,
+        photos=list(values.get("photos") or []),
+        product_code=product.code if product else None,
+        product_name=product.name(ctx.config.default_language) if product else None,
+        price_vnd=product.price_vnd if product else None,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        history=[],
+    )
+    record_status(ctx, order, NEW)
+    await ctx.uow.orders.add(order)
+    # The profile remembers the latest details for next time (an explicit skip keeps the old email).
+    customer.full_name, customer.phone, customer.address = (
+        order.full_name,
+        order.phone,
+        order.address,
+    )
+    if order.email:
+        customer.email = order.email
+    await ctx.audit("order_created", subject=order.code)
+    await ctx.to_staff(
+        render_alert(ctx, order),
+        alert_buttons(ctx, order),
+        tag=order_tag(order),
+        customer_id=customer.id,
+    )
+    product_text = product_line(ctx.lang, order)
+    await ctx.reply(
+        ctx.tr(
+            "order.confirmed",
+            code=order.code,
+            product=f"\n{product_text}" if product_text else "",
+            hours=ctx.config.shop_hours,
+        ),
+        ((ctx.button("order.btn.my_orders", "myorders"),),),
+    )
+
+
+ORDER_FLOW = engine.register(
+    Flow(
+        name="order",
+        title="order.review_title",
+        on_complete=_confirm,
+        steps=(
+            Step(
+                "full_name",
+                "order.ask.full_name",
+                "order.field.full_name",
+                lambda a: parse_full_name(a.text),
+                profile_field="full_name",
+            ),
+            Step(
+                "phone",
+                "order.ask.phone",
+                "order.field.phone",
+                _phone,
+                ask_contact=True,
+                profile_field="phone",
+                show=_show_phone,
+            ),
+            Step(
+                "address",
+                "order.ask.address",
+                "order.field.address",
+                lambda a: parse_address(a.text),
+                profile_field="address",
+            ),
+            Step(
+                "email",
+                "order.ask.email",
+                "order.field.email",
+                _email,
+                optional=True,
+                profile_field="email",
+            ),
+            Step(
+                "request", "order.ask.request", "order.field.request", _request, show=_show_request
+            ),
+            Step(
+                "photos", "order.ask.photos", "order.field.photos", _photos, collect_max=MAX_PHOTOS
+            ),
+        ),
+    )
+)
+
+
+@continuation("order")
+async def start_order(ctx: Context, context: dict[str, Any]) -> None:
+    """Begin an order (after consent); a deep-linked product pre-fills the request."""
+    if not await ensure_consent(ctx, then="order", context=context):
+        return
+    values: dict[str, Any] = {}
+    product = ctx.config.catalog.get(str(context.get("product", "")))
+    if product is not None:
+        values["request"] = product.code
+        await ctx.reply(
+            ctx.tr("order.deep_link", product=describe_product(ctx, product.code) or product.code)
+        )
+    await engine.begin(ctx, ORDER_FLOW, values)
+
+
+DEEP_LINKS["p_"] = ("order", "product")
+router.menu_item("menu.order", "order")
+
+
+@router.payload("order")
+async def order_button(ctx: Context) -> None:
+    await start_order(ctx, {})
+
+
+@router.command("order", help_key="help.cmd.order")
+async def order_command(ctx: Context) -> None:
+    """`/order` starts an order; `/order CODE` shows one of the customer's own orders."""
+    if ctx.inbound.args.strip():
+        await show_own_order(ctx, ctx.inbound.args)
+        return
+    await start_order(ctx, {})
+
+
+@router.command("orders", help_key="help.cmd.orders", locked_ok=True)
+@router.payload("myorders", locked_ok=True)
+async def my_orders(ctx: Context) -> None:
+    assert ctx.customer is not None
+    orders = await ctx.uow.orders.of_customer(ctx.customer.id)
+    if not orders:
+        await ctx.reply(ctx.tr("order.none_yet"), ((ctx.button("menu.order", "order"),),))
+        return
+    lines = [ctx.tr("order.list_title")]
+    for order in orders[:20]:
+        lines.append(
+            ctx.tr(
+                "order.list_line",
+                code=order.code,
+                date=local_time(order.created_at),
+                status=status_label(ctx.lang, order.status),
+            )
+        )
+    lines.append(ctx.tr("order.list_hint"))
+    await ctx.reply("\n".join(lines))
+
+
+async def show_own_order(ctx: Context, typed_code: str) -> None:
+    assert ctx.customer is not None
+    code = codes.normalize_code(typed_code.strip())
+    order = await ctx.uow.orders.by_code(code) if code else None
+    # Someone else's order answers exactly like an order that does not exist.
+    if order is None or order.customer_id != ctx.customer.id:
+        await ctx.reply(ctx.tr("order.not_found", code=typed_code.strip()[:20]))
+        return
+    lines = [
+        ctx.tr("order.detail_title", code=order.code, status=status_label(ctx.lang, order.status)),
+        f"{ctx.tr('order.field.full_name')}: {order.full_name or '—'}",
+        f"{ctx.tr('order.field.phone')}: {_show_phone(ctx, order.phone) if order.phone else '—'}",
+        f"{ctx.tr('order.field.address')}: {order.address or '—'}",
+        f"{ctx.tr('order.field.email')}: {order.email or '—'}",
+        f"{ctx.tr('order.field.request')}: {order.request_text or '—'}",
+    ]
+    if product := product_line(ctx.lang, order):
+        lines.append(f"{ctx.tr('order.field.product')}: {product}")
+    lines.append("")
+    lines += [
+        f"• {local_time(change.at)} — {status_label(ctx.lang, change.status)}"
+        for change in order.history
+    ]
+    await ctx.reply("\n".join(lines))
+
+
+@router.text
+async def relay_to_staff(ctx: Context) -> None:
+    """While an order is open, the customer's free text goes to staff under its alert."""
+    assert ctx.customer is not None
+    order = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES)
+    if order is None or not ctx.inbound.text.strip():
+        return
+    text = ctx.inbound.text.strip()[:2000]
+    alert = await ctx.uow.outbox.latest_with_tag(order_tag(order))
+    await ctx.uow.orders.add_relayed(ctx.customer.id, order_tag(order), "in", text, ctx.now)
+    await ctx.to_staff(
+        ctx.staff_text("order.relay_from_customer", code=order.code, name=order.full_name or "")
+        + "\n"
+        + html.escape(text),
+        reply_to=alert.id if alert else None,
+        tag=order_tag(order),
+        customer_id=ctx.customer.id,
+    )
+    await ctx.reply(ctx.tr("order.relayed", code=order.code))
