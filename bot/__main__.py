@@ -69,9 +69,9 @@ async def _run(settings: Settings) -> None:
         )
         await run_console(settings, user_id="1000", language=None)
         return
-    from bot.channels.telegram import run_telegram
+    from bot.app import run_channels
 
-    await run_telegram(settings)
+    await run_channels(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
 from bot.config import ConfigError, Settings
 from bot.runtime import Runtime
+from bot.web import TELEGRAM_PATH, build_app, serve, telegram_route
 from handlers.context import ShopConfig
 from handlers.messages import STAFF
 from handlers.orders.catalog import Catalog, CatalogError
@@ -83,3 +89,104 @@ async def run_console(
             await runtime.stop()
     finally:
         await engine.dispose()
+
+
+async def run_channels(settings: Settings) -> None:
+    """Run the configured platform channels until SIGINT/SIGTERM, then stop cleanly."""
+    if settings.has_telegram and not settings.staff_chat_id:
+        raise ConfigError("Configuration error: STAFF_CHAT_ID: required with TELEGRAM_BOT_TOKEN")
+    engine, sessions = await open_database(settings)
+    staff_channel, staff_chat = (
+        ("telegram", settings.staff_chat_id) if settings.has_telegram else ("console", STAFF)
+    )
+    runtime = Runtime(sessions, shop_config(settings, staff_channel, staff_chat))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    background: list[asyncio.Task[None]] = []
+    routes: list[BaseRoute] = []
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        if settings.has_telegram:
+            await _start_telegram(settings, runtime, stop, background, routes, closers)
+        server: asyncio.Task[None] | None = None
+        if routes:
+            app = build_app(routes)
+            server = asyncio.create_task(
+                serve(app, settings.webhook_host, settings.webhook_port, stop)
+            )
+            log.info("webhook server on %s:%s", settings.webhook_host, settings.webhook_port)
+        runtime.start()
+        await runtime.resume_pending()
+        log.info("bot running; Ctrl-C or SIGTERM stops it")
+        await stop.wait()
+        log.info("stopping")
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if server is not None:
+            await server
+        await runtime.stop()
+    finally:
+        for close in reversed(closers):
+            await close()
+        await engine.dispose()
+
+
+async def _start_telegram(
+    settings: Settings,
+    runtime: Runtime,
+    stop: asyncio.Event,
+    background: list[asyncio.Task[None]],
+    routes: list[BaseRoute],
+    closers: list[Callable[[], Awaitable[None]]],
+) -> None:
+    from telegram import Update
+    from telegram.error import TelegramError
+
+    from bot.channels import telegram as tg
+
+    assert settings.telegram_bot_token is not None
+    application = tg.build_application(
+        settings.telegram_bot_token.get_secret_value(), settings.telegram_api_base_url
+    )
+    try:
+        await application.initialize()  # getMe: proves the token works
+    except TelegramError as exc:
+        raise ConfigError(
+            f"Configuration error: TELEGRAM_BOT_TOKEN: Telegram refused it ({type(exc).__name__})"
+        ) from None
+    closers.append(application.shutdown)
+    adapter = tg.TelegramAdapter(application)
+    runtime.add_adapter(adapter)
+    receiver = tg.TelegramReceiver(
+        application, adapter, runtime.receive, settings.staff_chat_id, runtime.is_busy
+    )
+    try:
+        await tg.set_command_menus(application, settings.staff_chat_id)
+    except TelegramError as exc:
+        log.warning("setting the command menus failed: %s", type(exc).__name__)
+    if settings.webhook_public_url:
+        secret = (
+            settings.telegram_webhook_secret.get_secret_value()
+            if settings.telegram_webhook_secret
+            else secrets.token_urlsafe(32)
+        )
+        await application.bot.set_webhook(
+            url=settings.webhook_public_url.rstrip("/") + TELEGRAM_PATH,
+            secret_token=secret,
+            allowed_updates=tg.ALLOWED_UPDATES,
+        )
+
+        async def handle(data: dict[str, object]) -> None:
+            update = Update.de_json(data, application.bot)
+            if update is not None:
+                await receiver.handle(update)
+
+        routes.append(telegram_route(secret, handle))
+        log.info("telegram: webhook mode")
+    else:
+        await application.bot.delete_webhook()
+        background.append(asyncio.create_task(tg.poll(application, receiver, stop)))
+        log.info("telegram: polling mode")

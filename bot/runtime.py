@@ -101,6 +101,11 @@ class Runtime:
         self._kick_conversation(inbound.channel, inbound.chat_id)
         return True
 
+    def is_busy(self, channel: str, chat_id: str) -> bool:
+        """Whether this conversation still has inbound work running (for typing indicators)."""
+        task = self._conversations.get((channel, chat_id))
+        return task is not None and not task.done()
+
     def _kick_conversation(self, channel: str, chat_id: str) -> None:
         key = (channel, chat_id)
         task = self._conversations.get(key)

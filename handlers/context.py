@@ -122,6 +122,7 @@ class Context:
                 text=text,
                 buttons=buttons,
                 ask_contact=ask_contact,
+                contact_label=self.tr("flow.btn.share_contact") if ask_contact else "",
                 remove_keyboard=remove_keyboard,
                 document=document,
                 delete_after_seconds=delete_after_seconds,

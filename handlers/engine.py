@@ -317,6 +317,9 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
             return
     else:
         values[step.name] = value
+    if step.ask_contact:
+        # Acknowledge and take the share-contact keyboard away before the next question.
+        await ctx.reply(ctx.tr("flow.contact_saved"), remove_keyboard=True)
     await _advance(ctx, flow, values, after=step.name)
 
 

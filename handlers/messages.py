@@ -108,6 +108,7 @@ class Outbound:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     ask_contact: bool = False
+    contact_label: str = ""  # label of the platform's share-contact button
     remove_keyboard: bool = False
     document: Document | None = None
     edit_of: int | None = None  # outbox id of an earlier message to edit instead of sending

@@ -54,7 +54,9 @@ def main(argv: list[str]) -> int:
 
     print("\nper key: eval rows / correct / predicted as")
     expected_counts = Counter(e for _, e in rows)
-    correct_counts = Counter(e for (_, e), r in zip(rows, results, strict=True) if predicted(r) == e)
+    correct_counts = Counter(
+        e for (_, e), r in zip(rows, results, strict=True) if predicted(r) == e
+    )
     predicted_counts = Counter(predicted(r) for r in results)
     for key in sorted(expected_counts):
         print(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bot.channels.base import ChannelAdapter
 from bot.channels.zalo_bot import ZaloBotAdapter
 from bot.zalo.bot_client import (
     ZaloBotClient,
@@ -54,6 +55,8 @@ async def test_poller_delivers_text_and_photo_and_replies_go_out(
     api: FakeZaloBotAPI, client: ZaloBotClient
 ) -> None:
     adapter = ZaloBotAdapter(client)
+    contract: ChannelAdapter = adapter  # the runtime's contract, checked by mypy
+    assert contract.name == "zalobot"
     received: list[Inbound] = []
 
     async def receive(inbound: Inbound) -> bool:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bot.channels.base import ChannelAdapter
 from bot.channels.zalo_oa import ZaloOAAdapter
 from bot.zalo import PAYLOAD_MARKER, ZaloAuthError, split_text
 from bot.zalo.oa_client import ZaloOAClient, ZaloPermanentError, ZaloTemporaryError
@@ -107,7 +108,8 @@ def out(text: str, **kwargs: Any) -> Outbound:
 
 
 async def test_text_is_sent_with_access_token_header(stack: Stack, fake: FakeZaloAPI) -> None:
-    result = await stack.adapter.send(out("Xin chào, Viet Art View đây!"))
+    adapter: ChannelAdapter = stack.adapter  # the runtime's contract, checked by mypy
+    result = await adapter.send(out("Xin chào, Viet Art View đây!"))
 
     assert fake.sent == [
         {"recipient": {"user_id": USER}, "message": {"text": "Xin chào, Viet Art View đây!"}}

@@ -167,11 +167,9 @@ def update_to_inbound(update: dict[str, Any]) -> Inbound | None:
     message = update.get("message")
     if not isinstance(message, dict):
         return None
-    chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
-    sender = message.get("from") if isinstance(message.get("from"), dict) else {}
-    assert isinstance(chat, dict) and isinstance(sender, dict)
-    user_id = _text(sender.get("id"))
-    chat_id = _text(chat.get("id")) or user_id
+    chat, sender = message.get("chat"), message.get("from")
+    user_id = _text(sender.get("id")) if isinstance(sender, dict) else ""
+    chat_id = (_text(chat.get("id")) if isinstance(chat, dict) else "") or user_id
     if not user_id:
         return None
     message_id = _text(message.get("message_id"))

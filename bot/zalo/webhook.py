@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -124,7 +124,8 @@ _USER_MESSAGE_EVENTS = frozenset(
 )
 # Echoes of what the OA sent and delivery/read receipts: nothing for the bot to do.
 _IGNORED_EVENTS = frozenset({"user_received_message", "user_seen_message"})
-_ATTACHMENT_KINDS = {
+AttachmentKind = Literal["photo", "document", "sticker", "location", "link"]
+_ATTACHMENT_KINDS: dict[str, AttachmentKind] = {
     "image": "photo",
     "gif": "photo",
     "file": "document",
@@ -175,8 +176,8 @@ def event_to_inbound(event: dict[str, Any]) -> Inbound | Unfollow | None:
 
 
 def _message_inbound(event: dict[str, Any], name: str, user_id: str) -> Inbound:
-    message = event.get("message") if isinstance(event.get("message"), dict) else {}
-    assert isinstance(message, dict)
+    raw_message = event.get("message")
+    message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
     text = message.get("text")
     text = normalize_text(text)[:MAX_TEXT_CHARS] if isinstance(text, str) else ""
     key = _dedupe_key(event, name, user_id)
@@ -203,7 +204,7 @@ def _attachments(raw: object) -> Iterable[Attachment]:
         if not isinstance(item, dict):
             continue
         kind = _ATTACHMENT_KINDS.get(str(item.get("type", "")))
-        payload = item.get("payload") if isinstance(item.get("payload"), dict) else {}
+        payload = item.get("payload")
         if kind is None or not isinstance(payload, dict):
             continue
         if kind == "location":
@@ -214,7 +215,7 @@ def _attachments(raw: object) -> Iterable[Attachment]:
             ref = _text(payload.get("url"))
         if ref:
             name = _text(payload.get("name")) or _text(payload.get("title"))
-            yield Attachment(kind=kind, ref=ref, name=name[:200])  # type: ignore[arg-type]
+            yield Attachment(kind=kind, ref=ref, name=name[:200])
 
 
 def _coordinates(raw: object) -> str:

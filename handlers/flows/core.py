@@ -85,6 +85,13 @@ async def bad_choice(ctx: Context) -> None:
     await ctx.reply(ctx.tr("console.no_such_button", number=number))
 
 
+@router.payload("edited", everywhere=True)
+async def edited_message(ctx: Context) -> None:
+    """An edited message is not re-processed: the earlier answer already counted."""
+    if not ctx.inbound.from_staff_chat:
+        await ctx.reply(ctx.tr("core.edited_ignored"))
+
+
 @router.command("help", staff=True, help_key="help.cmd.help")
 async def staff_help(ctx: Context) -> None:
     lines = [ctx.tr("help.staff_intro"), ""]

@@ -1,16 +1,23 @@
 """Free-text understanding: map a customer's message to a privacy topic or an intent.
 
-Pure and channel-neutral. The pipeline:
+Pure and channel-neutral; the only I/O is reading the bundled topics.toml once. Pipeline:
 
 1. `normalize()`: NFC, `fold()` (lower-case, no diacritics, đ → d), punctuation → spaces,
-   letter runs squeezed ("alooo" → "alo"), teencode expanded token by token.
-2. Score every key in `topics.toml`: the best fuzzy similarity to one of its examples
-   (rapidfuzz, 0..100) plus the weights of its keywords found in the message.
-3. Turn the best score into a confidence in [0, 1], reduced when the runner-up is close,
-   and compare it with `ANSWER_THRESHOLD` / `SUGGEST_THRESHOLD`.
+   letter runs squeezed ("alooo" → "alo"), teencode expanded token by token (some tokens by
+   context: "dc", "dt", "a", "hong" — see the rules next to `_expand`).
+2. `matching_form()`: unknown words repaired against the knowledge-base vocabulary (English
+   inflections, misspellings that cannot be Vietnamese syllables).
+3. `scores()`: for every key of topics.toml, the best similarity to one of its examples
+   (0..100: an IDF-weighted word-overlap F1 blended with rapidfuzz's token_sort_ratio), plus
+   the weights of its keywords present in the message, plus the mood adjustment for keys
+   that declare one (question vs request: "how do I delete?" vs "delete it").
+4. `understand()`: best score / 100 is the confidence, capped below the answer band when the
+   runner-up is within `AMBIGUITY_MARGIN`; compared with `ANSWER_THRESHOLD` and
+   `SUGGEST_THRESHOLD`.
 
-The examples and keywords go through the same `normalize()`, so the data file can be written
-naturally (with diacritics, teencode or English) and stays consistent with what is matched.
+Examples and keywords go through the same `normalize()`, so topics.toml can be written
+naturally (diacritics, teencode or English) and stays consistent with what is matched.
+Measure changes with `scripts/nlu_report.py` (accuracy, confusions, timing).
 """
 
 from __future__ import annotations
@@ -42,8 +49,11 @@ SUGGEST_THRESHOLD = 0.42
 # confidence is capped below the answer band so that the caller offers the alternatives.
 AMBIGUITY_MARGIN = 6.0
 AMBIGUOUS_CONFIDENCE = ANSWER_THRESHOLD - 0.05
-# Alternatives: keys scoring at least this fraction of the best score (at most three).
+# Alternatives (best first, at most three): keys scoring at least ALTERNATIVE_RATIO of the
+# best; in the middle band always at least the top two. An unknown message gets none unless
+# its best score reached ALTERNATIVES_FLOOR (something came close).
 ALTERNATIVE_RATIO = 0.75
+ALTERNATIVES_FLOOR = 0.30
 
 # Customers' questions are short; longer input is cut before fuzzy matching so that a pasted
 # essay cannot make one call slow (rapidfuzz's partial matching grows with both lengths).
@@ -56,7 +66,11 @@ Keyword = tuple[tuple[str, ...], float]  # phrases that must all occur, weight
 
 @dataclass(frozen=True)
 class Understanding:
-    """What a message is about. `key` is None only when `kind` is "unknown"."""
+    """What a message is about. `key` is None exactly when `kind` is "unknown".
+
+    `alternatives` lists the likeliest keys, best first (it includes `key`): what to offer
+    as buttons when the confidence is in the middle band.
+    """
 
     kind: Kind
     key: str | None
@@ -221,7 +235,8 @@ def normalize(text: str) -> str:
         folded = _LETTER_RUNS.sub(r"\1", fold(typed))
         if folded:
             pairs.append((typed, folded))
-    return " ".join(_expand(pairs))[:MAX_MATCH_CHARS]
+    out = " ".join(_expand(pairs))
+    return out if len(out) <= MAX_MATCH_CHARS else out[:MAX_MATCH_CHARS].rsplit(" ", 1)[0]
 
 
 # ---------------------------------------------------------------- knowledge base
@@ -319,9 +334,11 @@ class _Index:
     vocabulary: tuple[str, ...]
 
     def weight(self, token: str) -> float:
-        if token in _FILLERS:
-            return _FILLER_WEIGHT
-        return self.idf.get(token, self.unseen_weight)
+        return _weight(token, self.idf, self.unseen_weight)
+
+
+def _weight(token: str, idf: Mapping[str, float], unseen: float) -> float:
+    return _FILLER_WEIGHT if token in _FILLERS else idf.get(token, unseen)
 
 
 @cache
@@ -343,13 +360,13 @@ def _index() -> _Index:
             doc_freq[tok] = doc_freq.get(tok, 0) + 1
     n = len(topics)
     idf = {tok: math.log(1 + n / df) for tok, df in doc_freq.items()}
-    index = _Index(topics, (), idf, math.log(1 + n), tuple(sorted(idf)))
-    examples = tuple(
-        _Example(key, ex, frozenset(ex.split()), sum(index.weight(t) for t in set(ex.split())))
-        for key, t in topics.items()
-        for ex in t.examples
-    )
-    return _Index(topics, examples, idf, index.unseen_weight, index.vocabulary)
+    unseen = math.log(1 + n)
+    examples = []
+    for key, t in topics.items():
+        for ex in t.examples:
+            tokens = frozenset(ex.split())
+            examples.append(_Example(key, ex, tokens, sum(_weight(w, idf, unseen) for w in tokens)))
+    return _Index(topics, tuple(examples), idf, unseen, tuple(sorted(idf)))
 
 
 def _topics() -> dict[str, Topic]:
@@ -495,14 +512,25 @@ def scores(text: str) -> dict[str, float]:
 
 
 def understand(text: str) -> Understanding:
-    """Classify one customer message. Never raises; confidence is in [0, 1]."""
+    """Classify one customer message. Never raises; confidence is in [0, 1].
+
+    confidence ≥ ANSWER_THRESHOLD: answer / start the flow of `key`; between the thresholds:
+    `key` is the best guess, offer `alternatives`; below SUGGEST_THRESHOLD: kind "unknown".
+    """
     ranked = sorted(scores(text).items(), key=lambda kv: kv[1], reverse=True)
     (best_key, best), (_, second) = ranked[0], ranked[1]
-    alternatives = tuple(k for k, s in ranked[:3] if s > 0 and s >= ALTERNATIVE_RATIO * best)
     confidence = min(1.0, max(0.0, best / 100.0))
-    if confidence < SUGGEST_THRESHOLD:
-        return Understanding("unknown", None, round(confidence, 4), alternatives)
     if best - second < AMBIGUITY_MARGIN:
         # Near tie: keep it out of the answer band so the caller offers the alternatives.
         confidence = min(confidence, AMBIGUOUS_CONFIDENCE)
-    return Understanding(_topics()[best_key].kind, best_key, round(confidence, 4), alternatives)
+    middle = SUGGEST_THRESHOLD <= confidence < ANSWER_THRESHOLD
+    alternatives = tuple(
+        key
+        for i, (key, score) in enumerate(ranked[:3])
+        if score > 0 and (score >= ALTERNATIVE_RATIO * best or (middle and i < 2))
+    )
+    confidence = round(confidence, 4)
+    if confidence < SUGGEST_THRESHOLD:
+        close = best / 100.0 >= ALTERNATIVES_FLOOR
+        return Understanding("unknown", None, confidence, alternatives if close else ())
+    return Understanding(_topics()[best_key].kind, best_key, confidence, alternatives)

@@ -63,11 +63,18 @@ class Call:
 
 
 class InProcessServer(uvicorn.Server):
-    """uvicorn server that leaves signal handling to the test runner."""
+    """uvicorn server that leaves signal handling to the test runner and stops promptly."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        # uvicorn checks should_exit every 100 ms; every 5 ms keeps test teardown fast.
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            await asyncio.sleep(0.005)
 
 
 class ServedApp:

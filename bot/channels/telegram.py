@@ -1,0 +1,393 @@
+"""Telegram channel on python-telegram-bot 22: polling or webhook in, outbox deliveries out.
+
+Inbound: every update goes through the PTB `Application` (a TypeHandler) and is mapped to an
+`Inbound`, stored in the inbox, and only then acknowledged — by the next `getUpdates` offset
+when polling, by the HTTP 200 in webhook mode. Private chats are customers; the staff chat
+(`STAFF_CHAT_ID`) goes to the staff handlers; other groups are left, channel posts ignored.
+Edited messages are not re-processed (the earlier answer already counted): they become an
+"edited" event and the customer is asked to send a new message instead.
+
+Outbound: HTML parse mode (plain texts are escaped here; staff alerts arrive escaped), inline
+keyboards for buttons, a reply keyboard with `request_contact` for the phone step (its text
+buttons map back to their payloads), `sendDocument` for files, edits for staff alerts.
+PTB's AIORateLimiter keeps within Telegram's limits; RetryAfter, blocked users and network
+errors are translated for the outbox worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from handlers.i18n import t
+from handlers.messages import (
+    Attachment,
+    Contact,
+    Inbound,
+    Outbound,
+    PermanentSendError,
+    SendResult,
+    TemporarySendError,
+)
+from handlers.router import router
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+TYPING_AFTER_SECONDS = 0.7
+
+
+def build_application(token: str, base_url: str, read_timeout: float = 15.0) -> Application:
+    """The PTB Application: bot with rate limiter, no built-in Updater (we poll ourselves)."""
+    return (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(
+            base_url.replace("/bot", "/file/bot") if base_url.endswith("/bot") else base_url
+        )
+        .rate_limiter(AIORateLimiter(max_retries=0))  # retries are the outbox's job
+        .updater(None)
+        .connect_timeout(5.0)
+        .read_timeout(read_timeout)
+        .write_timeout(15.0)
+        .get_updates_read_timeout(35.0)
+        .build()
+    )
+
+
+class TelegramAdapter:
+    """Renders outbox messages with the Bot API."""
+
+    name = CHANNEL
+
+    def __init__(self, application: Application) -> None:
+        self.application = application
+        self.bot = application.bot
+        # Labels of the reply-keyboard buttons last shown per chat → their payloads.
+        self.reply_keyboards: dict[str, dict[str, str]] = {}
+
+    async def send(
+        self,
+        message: Outbound,
+        edit_message_id: str | None = None,
+        reply_to_message_id: str | None = None,
+    ) -> SendResult:
+        try:
+            return await self._send(message, edit_message_id, reply_to_message_id)
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            raise TemporarySendError("telegram 429", retry_after=seconds) from None
+        except Forbidden:
+            raise PermanentSendError(
+                "telegram 403 forbidden (blocked or removed)", unreachable=True
+            ) from None
+        except BadRequest as exc:
+            raise PermanentSendError(f"telegram 400 {exc.message[:120]}") from None
+        except NetworkError as exc:  # includes TimedOut
+            raise TemporarySendError(f"telegram network {type(exc).__name__}") from None
+        except TelegramError as exc:
+            raise TemporarySendError(f"telegram {type(exc).__name__}") from None
+
+    async def _send(
+        self, message: Outbound, edit_id: str | None, reply_id: str | None
+    ) -> SendResult:
+        chat_id = message.chat_id
+        text = message.text if message.html else html.escape(message.text)
+        markup = self._markup(message)
+        if edit_id is not None and message.document is None:
+            try:
+                edited = await self.bot.edit_message_text(
+                    text[:MAX_TEXT],
+                    chat_id=chat_id,
+                    message_id=int(edit_id),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
+                )
+                return SendResult(_message_id(edited) or edit_id)
+            except BadRequest as exc:
+                if "not modified" in exc.message.lower():
+                    return SendResult(edit_id)
+                if "not found" not in exc.message.lower():
+                    raise
+                # The original is gone (deleted in the chat): post the current version anew.
+        reply = (
+            ReplyParameters(int(reply_id), allow_sending_without_reply=True) if reply_id else None
+        )
+        if message.document is not None:
+            sent = await self.bot.send_document(
+                chat_id,
+                InputFile(message.document.content, filename=message.document.filename),
+                caption=text[:MAX_CAPTION] or None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                reply_parameters=reply,
+            )
+            return SendResult(str(sent.message_id))
+        chunks = _chunks(text) if not message.html else [text[:MAX_TEXT]]
+        sent_message: Message | None = None
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            sent_message = await self.bot.send_message(
+                chat_id,
+                chunk,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup if last else None,
+                reply_parameters=reply if index == 0 else None,
+                link_preview_options=None,
+            )
+        return SendResult(str(sent_message.message_id) if sent_message else None)
+
+    def _markup(self, message: Outbound) -> Any:
+        if message.ask_contact:
+            rows = [[KeyboardButton(message.contact_label or "📱", request_contact=True)]]
+            rows += [[KeyboardButton(b.label) for b in row] for row in message.buttons]
+            self.reply_keyboards[message.chat_id] = {
+                b.label: b.payload for row in message.buttons for b in row
+            }
+            return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
+        if message.buttons:
+            for row in message.buttons:
+                for button in row:
+                    if len(button.payload.encode("utf-8")) > 64:
+                        raise PermanentSendError("callback data over 64 bytes")
+            return InlineKeyboardMarkup(
+                [
+                    [InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
+                    for row in message.buttons
+                ]
+            )
+        if message.remove_keyboard:
+            self.reply_keyboards.pop(message.chat_id, None)
+            return ReplyKeyboardRemove()
+        return None
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        with contextlib.suppress(BadRequest):  # already deleted, or too old to delete
+            await self.bot.delete_message(chat_id, int(message_id))
+
+
+def _message_id(result: object) -> str | None:
+    return str(result.message_id) if isinstance(result, Message) else None
+
+
+def _chunks(text: str) -> list[str]:
+    """Split long plain text at line breaks into messages within Telegram's limit."""
+    if len(text) <= MAX_TEXT:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > MAX_TEXT:
+            chunks.append(line[:MAX_TEXT])
+            line = line[MAX_TEXT:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > MAX_TEXT:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class TelegramReceiver:
+    """Maps updates to inbounds and hands them to the runtime (inbox first, then ack)."""
+
+    def __init__(
+        self,
+        application: Application,
+        adapter: TelegramAdapter,
+        receive: Any,
+        staff_chat_id: str,
+        is_busy: Any = None,
+    ) -> None:
+        self.application = application
+        self.adapter = adapter
+        self.receive = receive
+        self.staff_chat_id = staff_chat_id
+        self.is_busy = is_busy
+
+    async def handle(self, update: Update) -> None:
+        """Store one update; raises if it could not be stored (so it is not acknowledged)."""
+        bot = self.application.bot
+        if update.callback_query is not None:
+            # Always answer, so the client's spinner stops, whatever happens next.
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer()
+        if update.my_chat_member is not None:
+            chat = update.my_chat_member.chat
+            joined = update.my_chat_member.new_chat_member.status in ("member", "administrator")
+            if chat.type != ChatType.PRIVATE and str(chat.id) != self.staff_chat_id and joined:
+                log.info("leaving non-staff group %s", chat.id)
+                with contextlib.suppress(TelegramError):
+                    await bot.leave_chat(chat.id)
+            return
+        inbound = self.to_inbound(update)
+        if inbound is None:
+            return
+        await self.receive(inbound)
+        if not inbound.from_staff_chat and self.is_busy is not None:
+            asyncio.get_running_loop().create_task(self._typing_if_slow(inbound.chat_id))
+
+    async def _typing_if_slow(self, chat_id: str) -> None:
+        await asyncio.sleep(TYPING_AFTER_SECONDS)
+        if self.is_busy(CHANNEL, chat_id):
+            with contextlib.suppress(TelegramError):
+                await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
+
+    def to_inbound(self, update: Update) -> Inbound | None:
+        key = str(update.update_id)
+        query = update.callback_query
+        if query is not None:
+            message = query.message
+            if message is None or query.data is None:
+                return None
+            chat_id = str(message.chat.id)
+            staff = chat_id == self.staff_chat_id
+            if not staff and message.chat.type != ChatType.PRIVATE:
+                return None
+            return Inbound(
+                channel=CHANNEL,
+                chat_id=chat_id,
+                user_id=str(query.from_user.id),
+                dedupe_key=key,
+                text="",
+                payload=query.data,
+                language_hint=query.from_user.language_code,
+                from_staff_chat=staff,
+                user_display_name=query.from_user.full_name if staff else "",
+            )
+        message = update.message or update.edited_message
+        if message is None or message.from_user is None:
+            return None  # channel posts and service updates
+        chat_id = str(message.chat.id)
+        staff = chat_id == self.staff_chat_id
+        if not staff and message.chat.type != ChatType.PRIVATE:
+            return None
+        user = message.from_user
+        base = Inbound(
+            channel=CHANNEL,
+            chat_id=chat_id,
+            user_id=str(user.id),
+            dedupe_key=key,
+            language_hint=user.language_code,
+            from_staff_chat=staff,
+            user_display_name=user.full_name if staff else "",
+            reply_to_message_id=(
+                str(message.reply_to_message.message_id) if message.reply_to_message else None
+            ),
+        )
+        if update.edited_message is not None:
+            return replace(base, payload="edited")
+        text = message.text or message.caption or ""
+        if message.contact is not None:
+            contact = message.contact
+            name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+            return replace(
+                base,
+                text=text,
+                contact=Contact(
+                    phone=contact.phone_number,
+                    name=name,
+                    user_id=str(contact.user_id) if contact.user_id else None,
+                ),
+            )
+        attachments: list[Attachment] = []
+        if message.photo:
+            attachments.append(Attachment("photo", message.photo[-1].file_id))
+        if message.document is not None:
+            attachments.append(
+                Attachment("document", message.document.file_id, message.document.file_name or "")
+            )
+        if message.sticker is not None:
+            attachments.append(Attachment("sticker", message.sticker.file_id))
+        pressed = self.adapter.reply_keyboards.get(chat_id, {}).get(text)
+        if pressed is not None:
+            return replace(base, text=text, payload=pressed)
+        command, args = Inbound.parse_command(text) if message.text else (None, text)
+        return replace(base, text=text, command=command, args=args, attachments=tuple(attachments))
+
+
+async def set_command_menus(application: Application, staff_chat_id: str) -> None:
+    """Customer commands in Vietnamese (default) and English; staff commands in the staff chat."""
+    bot = application.bot
+    for lang, language_code in (("vi", None), ("en", "en")):
+        commands = [BotCommand(name, t(lang, key)[:256]) for name, key in router.help_entries()]
+        await bot.set_my_commands(
+            commands, scope=BotCommandScopeDefault(), language_code=language_code
+        )
+    staff = [BotCommand(name, t("vi", key)[:256]) for name, key in router.help_entries(staff=True)]
+    if staff_chat_id:
+        await bot.set_my_commands(staff, scope=BotCommandScopeChat(int(staff_chat_id)))
+
+
+async def poll(
+    application: Application,
+    receiver: TelegramReceiver,
+    stop: asyncio.Event,
+    long_poll_seconds: int = 25,
+) -> None:
+    """Long polling; the offset (= acknowledgement) advances only after the inbox stored it."""
+    bot = application.bot
+    offset: int | None = None
+    failures = 0
+    while not stop.is_set():
+        try:
+            updates = await bot.get_updates(
+                offset=offset, timeout=long_poll_seconds, allowed_updates=ALLOWED_UPDATES
+            )
+            failures = 0
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            await _sleep_or_stop(
+                stop, wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            )
+            continue
+        except TelegramError as exc:
+            failures += 1
+            delay = min(60.0, 2.0**failures)
+            log.warning("getUpdates failed (%s); retrying in %.0fs", type(exc).__name__, delay)
+            await _sleep_or_stop(stop, delay)
+            continue
+        for update in updates:
+            try:
+                await receiver.handle(update)
+            except Exception as exc:  # not stored → not acknowledged: fetched again later
+                log.error("storing update failed (%s); will fetch it again", type(exc).__name__)
+                await _sleep_or_stop(stop, 2.0)
+                break
+            offset = update.update_id + 1
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,426 @@
+"""Shared test helpers: a controllable clock, a recording channel adapter, and `Harness`,
+which drives the real pipeline (inbox → dispatcher → outbox → delivery) in-process.
+
+Typical use (the `harness` fixture in `conftest.py` builds one on a fresh database)::
+
+    async def test_something(harness: Harness) -> None:
+        await harness.consent("1")                       # /start + "I agree"
+        replies = await harness.say("1", "/order")       # Outbounds delivered for this step
+        assert tr("order.ask.full_name") in texts(replies)[0]
+        await harness.press("1", harness.payload_of("1", "flow.btn.cancel"))
+
+Everything goes through `Runtime.receive` and `Runtime.idle`, exactly like a real channel:
+replies are what the adapter was asked to send, after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.runtime import DeliveryPolicy, Runtime
+from handlers.context import ShopConfig
+from handlers.i18n import t
+from handlers.messages import (
+    STAFF,
+    Attachment,
+    Button,
+    Contact,
+    Inbound,
+    Outbound,
+    PermanentSendError,
+    SendResult,
+    TemporarySendError,
+)
+from handlers.orders.catalog import Catalog
+from storage.models import ConversationState, InboxEvent, Order, OutboxMessage
+from storage.repositories import UnitOfWork
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+EXAMPLE_CATALOG = PROJECT_DIR / "handlers" / "orders" / "catalog.example.toml"
+
+CHANNEL = "console"
+STAFF_USER = "900"  # a staff admin (in `staff_admin_ids` of the default config)
+START_TIME = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi
+
+# Large enough that `Runtime.idle()` returns while a failed send waits for its retry: idle()
+# keeps polling (in real time) when the next retry is due within 5 seconds, and the fake
+# clock does not move by itself. Tests advance the clock past the backoff explicitly.
+TEST_DELIVERY = DeliveryPolicy(base_delay=60.0, max_delay=3600.0, max_attempts=12)
+
+
+def tr(key: str, lang: str = "vi", **params: object) -> str:
+    """The catalog text a user sees for `key` (Vietnamese unless told)."""
+    return t(lang, key, **params)
+
+
+def first_line(key: str, lang: str = "vi", **params: object) -> str:
+    """The first line of a catalog text: enough to recognise a prompt in output."""
+    return tr(key, lang, **params).splitlines()[0]
+
+
+def texts(messages: Iterable[Outbound]) -> list[str]:
+    return [m.text for m in messages]
+
+
+def joined(messages: Iterable[Outbound]) -> str:
+    """All texts of `messages` in one string, for `in` checks."""
+    return "\n\n".join(texts(messages))
+
+
+def to_chat(messages: Iterable[Outbound], chat_id: str) -> list[Outbound]:
+    return [m for m in messages if m.chat_id == chat_id]
+
+
+def flat_buttons(message: Outbound) -> list[Button]:
+    return [button for row in message.buttons for button in row]
+
+
+class FakeClock:
+    """A clock the test moves by hand; pass it as `Runtime(clock=...)`."""
+
+    def __init__(self, start: datetime = START_TIME) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """`clock.advance(hours=25)` or `clock.advance(timedelta(seconds=90))`."""
+        self.now += delta if delta is not None else timedelta(**kwargs)
+        return self.now
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One successful `send` call, as the adapter saw it."""
+
+    message: Outbound
+    edit_message_id: str | None
+    reply_to_message_id: str | None
+    platform_message_id: str
+
+
+class RecordingAdapter:
+    """A `ChannelAdapter` that records what it is asked to send (the test's "platform").
+
+    Platform ids are "1", "2", ... in order of successful sends. `fail_next(n, error)` makes
+    the next `n` sends (optionally only those to `chat_id`) raise `error`, which may be an
+    exception instance, an exception class, or one of the shortcuts "temporary",
+    "permanent", "unreachable" (permanent + unreachable) and "generic" (RuntimeError).
+    """
+
+    def __init__(self, name: str = CHANNEL) -> None:
+        self.name = name
+        self.sent: list[Sent] = []
+        self.deleted: list[tuple[str, str]] = []
+        self.attempts = 0  # every send call, including failed ones
+        self._ids = itertools.count(1)
+        self._failures: list[tuple[str | None, BaseException]] = []
+        self._changed = asyncio.Event()
+
+    # ---- controlling failures ---------------------------------------------------------------
+    def fail_next(
+        self,
+        count: int = 1,
+        error: BaseException | type[BaseException] | str = "temporary",
+        chat_id: str | None = None,
+    ) -> None:
+        for _ in range(count):
+            self._failures.append((chat_id, _make_error(error)))
+
+    @property
+    def failures_left(self) -> int:
+        return len(self._failures)
+
+    # ---- the ChannelAdapter protocol --------------------------------------------------------
+    async def send(
+        self,
+        message: Outbound,
+        edit_message_id: str | None = None,
+        reply_to_message_id: str | None = None,
+    ) -> SendResult:
+        self.attempts += 1
+        for index, (chat_id, error) in enumerate(self._failures):
+            if chat_id is None or chat_id == message.chat_id:
+                del self._failures[index]
+                raise error
+        platform_id = edit_message_id or str(next(self._ids))
+        self.sent.append(Sent(message, edit_message_id, reply_to_message_id, platform_id))
+        self._changed.set()
+        return SendResult(platform_message_id=platform_id)
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        self.deleted.append((chat_id, message_id))
+
+    # ---- inspecting ---------------------------------------------------------------------
+    @property
+    def messages(self) -> list[Outbound]:
+        return [s.message for s in self.sent]
+
+    def to(self, chat_id: str) -> list[Outbound]:
+        return [s.message for s in self.sent if s.message.chat_id == chat_id]
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until at least `count` messages were sent (for the background worker)."""
+
+        async def _wait() -> None:
+            while len(self.sent) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+
+def _make_error(error: BaseException | type[BaseException] | str) -> BaseException:
+    if isinstance(error, BaseException):
+        return error
+    if isinstance(error, type):
+        return error("simulated failure")
+    if error == "temporary":
+        return TemporarySendError("simulated timeout")
+    if error == "permanent":
+        return PermanentSendError("simulated refusal")
+    if error == "unreachable":
+        return PermanentSendError("bot blocked by user", unreachable=True)
+    if error == "generic":
+        return RuntimeError("simulated network error")
+    raise ValueError(f"unknown failure kind {error!r}")
+
+
+def example_catalog() -> Catalog:
+    return Catalog.load(EXAMPLE_CATALOG)
+
+
+def shop_config(**overrides: Any) -> ShopConfig:
+    """The test shop: example catalog, staff on the console channel in chat `STAFF`."""
+    values: dict[str, Any] = {
+        "catalog": example_catalog(),
+        "staff_channel": CHANNEL,
+        "staff_chat_id": STAFF,
+        "staff_admin_ids": frozenset({STAFF_USER}),
+    }
+    values.update(overrides)
+    return ShopConfig(**values)
+
+
+class Harness:
+    """Drives one `Runtime` on a migrated database, one step at a time.
+
+    Each step (`say`, `press`, `contact`, `photo`, `staff`, `send`) stores an `Inbound` with a
+    fresh dedupe key through `runtime.receive`, waits for `runtime.idle()`, and returns the
+    `Outbound`s delivered during that step (to anyone: the customer, the staff chat, other
+    customers). Private chats use the user id as chat id.
+    """
+
+    _instances = itertools.count(1)
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: FakeClock | None = None,
+        config: ShopConfig | None = None,
+        adapter: RecordingAdapter | None = None,
+        delivery: DeliveryPolicy = TEST_DELIVERY,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock or FakeClock()
+        self.config = config or shop_config()
+        self.adapter = adapter or RecordingAdapter(CHANNEL)
+        self.runtime = Runtime(sessions, self.config, clock=self.clock, delivery=delivery)
+        self.runtime.add_adapter(self.adapter)
+        self._keys = itertools.count(1)
+        self._prefix = f"h{next(self._instances)}"
+
+    # ---- building inbounds -------------------------------------------------------------
+    def inbound(self, user_id: str, text: str = "", **fields: Any) -> Inbound:
+        """A customer's private-chat inbound; `/command args` in `text` is parsed."""
+        command, args = Inbound.parse_command(text) if text else (None, "")
+        base = Inbound(
+            channel=CHANNEL,
+            chat_id=user_id,
+            user_id=user_id,
+            dedupe_key=f"{self._prefix}:{next(self._keys)}",
+            text=text,
+            command=command,
+            args=args if command else "",
+        )
+        return replace(base, **fields)
+
+    def staff_inbound(
+        self,
+        text: str = "",
+        user_id: str = STAFF_USER,
+        payload: str | None = None,
+        reply_to: str | None = None,
+        **fields: Any,
+    ) -> Inbound:
+        command, args = Inbound.parse_command(text) if text else (None, "")
+        base = Inbound(
+            channel=CHANNEL,
+            chat_id=self.config.staff_chat_id,
+            user_id=user_id,
+            dedupe_key=f"{self._prefix}:{next(self._keys)}",
+            text=text,
+            command=command,
+            args=args if command else "",
+            payload=payload,
+            from_staff_chat=True,
+            user_display_name=f"Staff {user_id}",
+            reply_to_message_id=reply_to,
+        )
+        return replace(base, **fields)
+
+    # ---- steps ---------------------------------------------------------------------------
+    async def send(self, inbound: Inbound) -> list[Outbound]:
+        """Receive one inbound, wait until idle, return what was delivered meanwhile."""
+        mark = len(self.adapter.sent)
+        await self.runtime.receive(inbound)
+        await self.runtime.idle()
+        return [s.message for s in self.adapter.sent[mark:]]
+
+    async def say(self, user_id: str, text: str, **fields: Any) -> list[Outbound]:
+        return await self.send(self.inbound(user_id, text, **fields))
+
+    async def press(self, user_id: str, payload: str, text: str = "") -> list[Outbound]:
+        return await self.send(self.inbound(user_id, text, payload=payload))
+
+    async def contact(self, user_id: str, phone: str, name: str = "") -> list[Outbound]:
+        return await self.send(self.inbound(user_id, "", contact=Contact(phone=phone, name=name)))
+
+    async def photo(self, user_id: str, ref: str, caption: str = "") -> list[Outbound]:
+        return await self.send(
+            self.inbound(user_id, caption, attachments=(Attachment("photo", ref),))
+        )
+
+    async def staff(
+        self,
+        text: str = "",
+        user_id: str = STAFF_USER,
+        payload: str | None = None,
+        reply_to: str | None = None,
+    ) -> list[Outbound]:
+        """A message (or button press) in the staff chat."""
+        return await self.send(self.staff_inbound(text, user_id, payload, reply_to))
+
+    def mark(self) -> int:
+        """A position in the delivery log, for `since()`."""
+        return len(self.adapter.sent)
+
+    def since(self, mark: int) -> list[Outbound]:
+        """What was delivered after `mark` (e.g. around direct `runtime.receive` calls)."""
+        return [s.message for s in self.adapter.sent[mark:]]
+
+    async def deliver(self) -> list[Outbound]:
+        """Run one delivery pass (after advancing the clock); returns what was delivered."""
+        mark = len(self.adapter.sent)
+        await self.runtime.idle()
+        return [s.message for s in self.adapter.sent[mark:]]
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        return self.clock.advance(delta, **kwargs)
+
+    async def close(self) -> None:
+        await self.runtime.stop()
+
+    # ---- common journeys -------------------------------------------------------------------
+    async def consent(self, user_id: str) -> list[Outbound]:
+        """/start, then "I agree": the customer sees the main menu."""
+        await self.say(user_id, "/start")
+        return await self.press(user_id, "consent:yes")
+
+    async def order_until(self, user_id: str, step: str, **answers: str) -> list[Outbound]:
+        """Consent (if needed) and walk the order flow until `step` is being asked.
+
+        `step` is a step name ("full_name", "phone", "address", "email", "request",
+        "photos") or "review". Default answers can be overridden by keyword.
+        Returns the replies of the last message sent.
+        """
+        values = {**DEFAULT_ANSWERS, **answers}
+        if not await self.has_consent(user_id):
+            await self.consent(user_id)
+        replies = await self.say(user_id, "/order")
+        for name in ORDER_STEPS:
+            if name == step:
+                return replies
+            replies = await self.say(user_id, values[name])
+        assert step == "review", f"unknown step {step!r}"
+        return replies
+
+    async def place_order(self, user_id: str, **answers: str) -> str:
+        """A whole order, confirmed; returns its code."""
+        await self.order_until(user_id, "review", **answers)
+        await self.press(user_id, "f:ok")
+        orders = await self.orders()
+        return orders[-1].code
+
+    # ---- inspecting ------------------------------------------------------------------------
+    def delivered(self, chat_id: str | None = None) -> list[Outbound]:
+        messages = self.adapter.messages
+        return messages if chat_id is None else [m for m in messages if m.chat_id == chat_id]
+
+    def last_message(self, chat_id: str) -> Outbound:
+        return self.delivered(chat_id)[-1]
+
+    def last_with_buttons(self, chat_id: str) -> Outbound | None:
+        return next((m for m in reversed(self.delivered(chat_id)) if m.buttons), None)
+
+    def last_buttons(self, chat_id: str) -> list[Button]:
+        """The buttons of the latest message with buttons in `chat_id` (flattened)."""
+        message = self.last_with_buttons(chat_id)
+        return flat_buttons(message) if message else []
+
+    def payload_of(self, chat_id: str, label_key: str, **params: object) -> str:
+        """The payload of the latest button whose label is catalog text `label_key`."""
+        labels = {tr(label_key, lang, **params) for lang in ("vi", "en")}
+        for button in self.last_buttons(chat_id):
+            if button.label in labels:
+                return button.payload
+        raise AssertionError(f"no button {label_key!r} in {self.last_buttons(chat_id)}")
+
+    async def state(self, chat_id: str) -> ConversationState | None:
+        async with UnitOfWork(self.sessions) as uow:
+            return await uow.states.get(CHANNEL, chat_id)
+
+    async def has_consent(self, user_id: str) -> bool:
+        async with UnitOfWork(self.sessions) as uow:
+            identity = await uow.customers.identity(CHANNEL, user_id)
+            if identity is None:
+                return False
+            latest = await uow.consents.latest(identity.customer_id, "order_processing")
+            return latest is not None and latest.granted and latest.withdrawn_at is None
+
+    async def orders(self) -> Sequence[Order]:
+        async with UnitOfWork(self.sessions) as uow:
+            return await uow.orders.all_for_export()
+
+    async def outbox_rows(self) -> Sequence[OutboxMessage]:
+        async with self.sessions() as session:
+            return (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+
+    async def inbox_rows(self) -> Sequence[InboxEvent]:
+        async with self.sessions() as session:
+            return (await session.scalars(select(InboxEvent).order_by(InboxEvent.id))).all()
+
+
+# The order flow's steps, in order, and answers that each step accepts.
+ORDER_STEPS = ("full_name", "phone", "address", "email", "request", "photos")
+DEFAULT_ANSWERS = {
+    "full_name": "Nguyễn Thị Lan",
+    "phone": "0912 345 678",
+    "address": "12 Hàng Bông, phường Hoàn Kiếm, Hà Nội",
+    "email": "bỏ qua",
+    "request": "SD-001",
+    "photos": "bỏ qua",
+}
+# The prompt id of each step (what the customer is asked).
+STEP_PROMPTS = {name: f"order.ask.{name}" for name in ORDER_STEPS}
