@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import handlers.flows  # noqa: F401  (registers every flow on the router)
@@ -144,9 +144,11 @@ class Runtime:
             inbound = Inbound.from_json(event.payload)
             now = self.clock()
             try:
-                await dispatch(uow, inbound, self.config, now)
+                ctx = await dispatch(uow, inbound, self.config, now)
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
+                if "checkpoint" in ctx.after_commit:
+                    await self.checkpoint()
             except Exception as exc:  # keep the process running; the draft is untouched
                 log.exception(
                     "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
@@ -174,6 +176,13 @@ class Runtime:
                 now,
             )
             await uow.commit()
+
+    async def checkpoint(self) -> None:
+        """Fold the SQLite WAL into the database and truncate it, so that erased data does
+        not linger in the WAL file (secure_delete already zeroes freed database pages)."""
+        async with self.sessions() as session:
+            if session.get_bind().dialect.name == "sqlite":
+                await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     async def resume_pending(self) -> int:
         """Process inbox rows left unprocessed by a crash; returns the number of conversations."""

@@ -50,6 +50,8 @@ class Context:
     customer: Customer | None = None
     state: ConversationState | None = None
     sent: list[Outbound] = field(default_factory=list)
+    # Work the runtime does after the commit, e.g. truncating the SQLite WAL after an erasure.
+    after_commit: list[str] = field(default_factory=list)
 
     # ---- language -------------------------------------------------------------------------
     @property
