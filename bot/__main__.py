@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply the Alembic migrations to DATABASE_URL (the bot also does this "
         "itself when it starts).",
     )
+    sub.add_parser(
+        "purge",
+        help="erase customers inactive longer than RETENTION_DAYS and expired drafts",
+        description="Run the retention purge once (the running bot also does it hourly) and "
+        "print how many customers and drafts were erased.",
+    )
     return parser
 
 
@@ -56,6 +62,27 @@ async def _migrate(settings: Settings) -> None:
     engine, _ = await open_database(settings)
     await engine.dispose()
     print(f"Database is up to date: {settings.resolved_database_url.split('///')[-1]}")
+
+
+async def _purge(settings: Settings) -> None:
+    from bot.app import open_database, shop_config
+    from bot.runtime import Runtime
+    from handlers.messages import STAFF
+
+    engine, sessions = await open_database(settings)
+    try:
+        staff = (
+            ("telegram", settings.staff_chat_id) if settings.staff_chat_id else ("console", STAFF)
+        )
+        runtime = Runtime(sessions, shop_config(settings, *staff))
+        counts = await runtime.maintain()
+    finally:
+        await engine.dispose()
+    print(
+        f"Erased {counts.get('retention_erased', 0)} inactive customer(s) "
+        f"(retention {settings.retention_days} days); "
+        f"deleted {counts.get('expired_drafts', 0)} expired draft(s)."
+    )
 
 
 async def _run(settings: Settings) -> None:
@@ -81,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(verbose=args.command == "run" and settings.has_telegram)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "purge":
+            asyncio.run(_purge(settings))
         elif args.command == "chat":
             from bot.app import run_console
 

@@ -61,6 +61,7 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
     return ShopConfig(
         catalog=load_catalog(settings),
         shop_hours=settings.shop_hours,
+        retention_days=settings.retention_days,
         staff_channel=staff_channel,
         staff_chat_id=staff_chat_id,
         staff_admin_ids=frozenset(settings.staff_admin_ids),

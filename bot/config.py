@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     catalog_path: Path | None = None
     carrier_name: str = "Giao Hàng Nhanh"
     shop_hours: str = "8:00–21:00"
+    retention_days: int = Field(default=730, ge=0)
 
     @field_validator("staff_admin_ids", mode="before")
     @classmethod

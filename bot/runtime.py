@@ -29,6 +29,7 @@ from bot.channels.base import ChannelAdapter
 from handlers.context import ShopConfig
 from handlers.dispatcher import dispatch
 from handlers.i18n import pick_language, t
+from handlers.maintenance import run_maintenance
 from handlers.messages import (
     Inbound,
     Outbound,
@@ -75,6 +76,7 @@ class Runtime:
         self._conversations: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wake_delivery = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
+        self._maintenance_task: asyncio.Task[None] | None = None
         self._delivery_lock = asyncio.Lock()  # one delivery pass at a time: no double sends
         self._stopping = False
 
@@ -194,10 +196,31 @@ class Runtime:
 
     # ---- delivery --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, maintenance_every: float = 3600.0) -> None:
         if self._delivery_task is None:
             self._delivery_task = asyncio.create_task(self._delivery_loop(), name="delivery")
+            self._maintenance_task = asyncio.create_task(
+                self._maintenance_loop(maintenance_every), name="maintenance"
+            )
             self._wake_delivery.set()
+
+    async def maintain(self) -> dict[str, int]:
+        """Drafts expiry, retention purge and other periodic work, in one transaction."""
+        async with UnitOfWork(self.sessions) as uow:
+            counts = await run_maintenance(uow, self.config, self.clock())
+            await uow.commit()
+        if counts.get("retention_erased"):
+            await self.checkpoint()
+        self._wake_delivery.set()
+        return counts
+
+    async def _maintenance_loop(self, every: float) -> None:
+        while True:
+            try:
+                await self.maintain()
+            except Exception as exc:
+                log.exception("maintenance failed: %s", type(exc).__name__)
+            await asyncio.sleep(every)
 
     async def _delivery_loop(self) -> None:
         while True:
@@ -359,6 +382,11 @@ class Runtime:
         if tasks:
             await asyncio.wait(tasks, timeout=10)
         self._stopping = True
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance_task
+            self._maintenance_task = None
         if self._delivery_task is not None:
             self._delivery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

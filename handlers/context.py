@@ -35,6 +35,7 @@ class ShopConfig:
     draft_ttl: timedelta = timedelta(hours=24)
     carrier_name: str = "Giao Hàng Nhanh"
     shop_hours: str = "8:00–21:00"
+    retention_days: int = 730  # inactive customers are erased after this; 0 disables
     catalog: Catalog = field(default_factory=Catalog)
 
 

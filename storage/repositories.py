@@ -53,6 +53,17 @@ class CustomerRepository:
         await self.session.flush()
         return customer
 
+    async def by_phone(self, phone_e164: str) -> Customer | None:
+        return await self.session.scalar(
+            select(Customer).where(Customer.phone == phone_e164).order_by(Customer.id).limit(1)
+        )
+
+    async def inactive_since(self, cutoff: datetime) -> Sequence[Customer]:
+        result = await self.session.scalars(
+            select(Customer).where(Customer.last_seen_at < cutoff).order_by(Customer.id)
+        )
+        return result.all()
+
     async def identities_of(self, customer_id: int) -> Sequence[ChannelIdentity]:
         result = await self.session.scalars(
             select(ChannelIdentity)

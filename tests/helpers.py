@@ -42,7 +42,7 @@ from handlers.messages import (
 )
 from handlers.orders.catalog import Catalog
 from storage.models import ConversationState, InboxEvent, Order, OutboxMessage
-from storage.repositories import UnitOfWork
+from storage.repositories import OrderRepository, StateRepository, UnitOfWork
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = PROJECT_DIR / "handlers" / "orders" / "catalog.example.toml"
@@ -74,6 +74,13 @@ def texts(messages: Iterable[Outbound]) -> list[str]:
 def joined(messages: Iterable[Outbound]) -> str:
     """All texts of `messages` in one string, for `in` checks."""
     return "\n\n".join(texts(messages))
+
+
+def in_order(messages: Iterable[Outbound], expected: Sequence[str]) -> bool:
+    """True when each text of `expected` starts some message, in this order (other messages,
+    e.g. acknowledgements, may come in between)."""
+    remaining = iter(texts(messages))
+    return all(any(text.startswith(want) for text in remaining) for want in expected)
 
 
 def to_chat(messages: Iterable[Outbound], chat_id: str) -> list[Outbound]:
@@ -387,9 +394,12 @@ class Harness:
                 return button.payload
         raise AssertionError(f"no button {label_key!r} in {self.last_buttons(chat_id)}")
 
+    # Reads use a plain session (closing it keeps loaded attributes; a `UnitOfWork` rolls back
+    # on exit, which would expire them).
     async def state(self, chat_id: str) -> ConversationState | None:
-        async with UnitOfWork(self.sessions) as uow:
-            return await uow.states.get(CHANNEL, chat_id)
+        """The stored conversation state (flow, step, draft) of `chat_id`, if any."""
+        async with self.sessions() as session:
+            return await StateRepository(session).get(CHANNEL, chat_id)
 
     async def has_consent(self, user_id: str) -> bool:
         async with UnitOfWork(self.sessions) as uow:
@@ -400,8 +410,9 @@ class Harness:
             return latest is not None and latest.granted and latest.withdrawn_at is None
 
     async def orders(self) -> Sequence[Order]:
-        async with UnitOfWork(self.sessions) as uow:
-            return await uow.orders.all_for_export()
+        """Every order (with its status history), oldest first."""
+        async with self.sessions() as session:
+            return await OrderRepository(session).all_for_export()
 
     async def outbox_rows(self) -> Sequence[OutboxMessage]:
         async with self.sessions() as session:

@@ -2,3 +2,4 @@
 
 from handlers.flows import consent, core  # noqa: F401
 from handlers.orders import flow, staff  # noqa: F401
+from handlers.rights import commands  # noqa: F401

@@ -1,0 +1,372 @@
+"""Customer data rights (Decree 13/2023/ND-CP; the shop's policy): see, correct, export,
+delete, withdraw consent — plus the staff admins' legal disclosure. Locked customers keep
+every one of these (`locked_ok`).
+
+Buttons: `rights:edit`, `rights:edit:<field>`, `rights:export`, `rights:delete`,
+`rights:delete:confirm`, `rights:withdraw`, `rights:withdraw:confirm`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from handlers import engine
+from handlers.context import CONSENT_PURPOSE, Context
+from handlers.engine import Flow, Step, StepInput
+from handlers.errors import InvalidInput
+from handlers.messages import Document
+from handlers.orders import codes
+from handlers.orders.service import OPEN_STATUSES, local_time, status_label
+from handlers.orders.validators import (
+    format_phone_display,
+    parse_address,
+    parse_email,
+    parse_full_name,
+    parse_phone,
+    phone_from_contact,
+)
+from handlers.rights.erasure import erase_customer
+from handlers.rights.export import EXTRA_SECTIONS, collect, to_json_bytes
+from handlers.router import router
+from storage.models import Customer, Disclosure, Order
+
+MYDATA_SELF_DELETE_SECONDS = 300
+SELF_DELETING_CHANNELS = frozenset({"telegram", "console"})
+EDITABLE = ("full_name", "phone", "address", "email")
+
+
+# ---- /mydata -------------------------------------------------------------------------------
+
+
+def _fmt_time(value: str | None) -> str:
+    return local_time(datetime.fromisoformat(value)) if value else "—"
+
+
+def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
+    profile = data["profile"]
+    language = profile["language"] or ctx.lang
+    dash = "—"
+    lines = [
+        ctx.tr("rights.mydata.title"),
+        "",
+        ctx.tr("rights.section.profile"),
+        f"• {ctx.tr('order.field.full_name')}: {profile['full_name'] or dash}",
+        f"• {ctx.tr('order.field.phone')}: "
+        f"{format_phone_display(profile['phone']) if profile['phone'] else dash}",
+        f"• {ctx.tr('order.field.address')}: {profile['address'] or dash}",
+        f"• {ctx.tr('order.field.email')}: {profile['email'] or dash}",
+        f"• {ctx.tr('rights.field.language')}: {ctx.tr('lang.' + language)}",
+        "",
+        ctx.tr("rights.section.consents"),
+    ]
+    for consent in data["consents"] or [None]:
+        if consent is None:
+            lines.append(f"• {ctx.tr('rights.none')}")
+            continue
+        key = "rights.consent.granted" if consent["granted"] else "rights.consent.declined"
+        line = ctx.tr(key, version=consent["policy_version"], at=_fmt_time(consent["decided_at"]))
+        if consent["withdrawn_at"]:
+            line += " " + ctx.tr("rights.consent.withdrawn", at=_fmt_time(consent["withdrawn_at"]))
+        lines.append(f"• {line}")
+    lines += ["", ctx.tr("rights.section.orders")]
+    for order in data["orders"] or [None]:
+        if order is None:
+            lines.append(f"• {ctx.tr('rights.none')}")
+            continue
+        lines.append(
+            f"• {order['code']} — {status_label(ctx.lang, order['status'])} — "
+            f"{_fmt_time(order['created_at'])}"
+        )
+        for message in order["messages"]:
+            arrow = "→" if message["direction"] == "in" else "←"
+            lines.append(f"   {arrow} {message['text'][:200]}")
+    for name in EXTRA_SECTIONS:  # e.g. complaint tickets: items carry code, status, created_at
+        lines += ["", ctx.tr(f"rights.section.{name}")]
+        lines += [
+            f"• {item['code']} — {item['status']} — {_fmt_time(item['created_at'])}"
+            for item in data.get(name) or []
+        ] or [f"• {ctx.tr('rights.none')}"]
+    lines += ["", ctx.tr("rights.section.disclosures")]
+    for disclosure in data["disclosures"] or [None]:
+        if disclosure is None:
+            lines.append(f"• {ctx.tr('rights.none')}")
+            continue
+        lines.append(
+            "• "
+            + ctx.tr(
+                "rights.disclosure.line",
+                recipient=disclosure["recipient"],
+                kind=ctx.tr(f"rights.recipient.{disclosure['recipient_kind']}"),
+                fields=", ".join(ctx.tr(f"rights.fieldname.{f}") for f in disclosure["fields"]),
+                at=_fmt_time(disclosure["at"]),
+                reason=disclosure["reason"] or "—",
+            )
+        )
+    lines += ["", ctx.tr("rights.section.identities")]
+    lines += [f"• {i['channel']} ({i['platform_user_id']})" for i in data["channel_identities"]]
+    return "\n".join(lines)
+
+
+@router.command("mydata", help_key="help.cmd.mydata", locked_ok=True)
+@router.payload("mydata", locked_ok=True)
+async def mydata(ctx: Context) -> None:
+    assert ctx.customer is not None
+    data = await collect(ctx.uow, ctx.customer, ctx.now)
+    text = render_mydata(ctx, data)
+    self_delete = ctx.inbound.channel in SELF_DELETING_CHANNELS
+    if self_delete:
+        text += "\n\n" + ctx.tr(
+            "rights.mydata.self_delete", minutes=MYDATA_SELF_DELETE_SECONDS // 60
+        )
+    buttons = (
+        (
+            ctx.button("rights.btn.edit", "rights:edit"),
+            ctx.button("rights.btn.export", "rights:export"),
+        ),
+        (
+            ctx.button("rights.btn.delete", "rights:delete"),
+            ctx.button("rights.btn.withdraw", "rights:withdraw"),
+        ),
+    )
+    await ctx.reply(
+        text, buttons, delete_after_seconds=MYDATA_SELF_DELETE_SECONDS if self_delete else None
+    )
+    await ctx.audit("mydata_viewed")
+
+
+@router.command("export", help_key="help.cmd.export", locked_ok=True)
+async def export_command(ctx: Context) -> None:
+    await _export(ctx)
+
+
+async def _export(ctx: Context) -> None:
+    assert ctx.customer is not None
+    data = await collect(ctx.uow, ctx.customer, ctx.now)
+    document = Document(
+        filename=f"vietartview-data-{ctx.now:%Y%m%d}.json",
+        content=to_json_bytes(data),
+        mime_type="application/json",
+    )
+    await ctx.reply(ctx.tr("rights.export.ready"), document=document)
+    await ctx.audit("data_exported")
+
+
+# ---- edit ----------------------------------------------------------------------------------
+
+
+def _edit_flow(field: str, step: Step) -> Flow:
+    async def apply(ctx: Context, values: dict[str, Any]) -> None:
+        await _apply_edit(ctx, field, values.get(field))
+
+    return engine.register(
+        Flow(
+            name=f"edit_{field}",
+            title="rights.edit.title",
+            steps=(step,),
+            on_complete=apply,
+            review=False,
+            requires_consent=False,
+        )
+    )
+
+
+def _phone(answer: StepInput) -> str:
+    return phone_from_contact(answer.contact.phone) if answer.contact else parse_phone(answer.text)
+
+
+EDIT_FLOWS = {
+    "full_name": _edit_flow(
+        "full_name",
+        Step(
+            "full_name",
+            "order.ask.full_name",
+            "order.field.full_name",
+            lambda a: parse_full_name(a.text),
+        ),
+    ),
+    "phone": _edit_flow(
+        "phone",
+        Step("phone", "rights.edit.ask.phone", "order.field.phone", _phone, ask_contact=True),
+    ),
+    "address": _edit_flow(
+        "address",
+        Step(
+            "address", "order.ask.address", "order.field.address", lambda a: parse_address(a.text)
+        ),
+    ),
+    "email": _edit_flow(
+        "email",
+        Step(
+            "email",
+            "order.ask.email",
+            "order.field.email",
+            lambda a: parse_email(a.text),
+            optional=True,
+        ),
+    ),
+}
+
+
+async def _apply_edit(ctx: Context, field: str, value: str | None) -> None:
+    """Update the profile and every order not yet handed to the carrier."""
+    assert ctx.customer is not None
+    setattr(ctx.customer, field, value)
+    updated = 0
+    for order in await ctx.uow.orders.of_customer(ctx.customer.id):
+        if order.status in OPEN_STATUSES and order.handed_to_carrier_at is None:
+            setattr(order, field, value)
+            order.updated_at = ctx.now
+            updated += 1
+    await ctx.audit("profile_field_changed", detail=f"field={field};orders={updated}")
+    await ctx.reply(
+        ctx.tr("rights.edit.done", field=ctx.tr(f"order.field.{field}"), orders=updated)
+    )
+
+
+async def _edit_menu(ctx: Context) -> None:
+    buttons = tuple(
+        (ctx.button(f"order.field.{field}", f"rights:edit:{field}"),) for field in EDITABLE
+    )
+    await ctx.reply(ctx.tr("rights.edit.choose"), buttons)
+
+
+# ---- delete and withdraw -------------------------------------------------------------------
+
+
+@router.command("delete", help_key="help.cmd.delete", locked_ok=True)
+async def delete_command(ctx: Context) -> None:
+    await _ask_delete(ctx)
+
+
+async def _ask_delete(ctx: Context) -> None:
+    assert ctx.customer is not None
+    open_orders = [
+        o for o in await ctx.uow.orders.of_customer(ctx.customer.id) if o.status in OPEN_STATUSES
+    ]
+    text = ctx.tr("rights.delete.explain")
+    if open_orders:
+        text += "\n\n" + ctx.tr(
+            "rights.delete.open_orders", codes=", ".join(o.code for o in open_orders)
+        )
+    buttons = (
+        (ctx.button("rights.btn.delete_confirm", "rights:delete:confirm"),),
+        (ctx.button("rights.btn.keep", "rights:keep"),),
+    )
+    await ctx.reply(text, buttons)
+
+
+async def _delete(ctx: Context) -> None:
+    assert ctx.customer is not None
+    reference = await erase_customer(ctx.uow, ctx.config, ctx.customer, ctx.now, ctx.actor)
+    ctx.customer = None
+    ctx.state = None
+    ctx.after_commit.append("checkpoint")
+    await ctx.reply(ctx.tr("rights.delete.done", reference=reference))
+
+
+@router.command("withdraw", help_key="help.cmd.withdraw", locked_ok=True)
+async def withdraw_command(ctx: Context) -> None:
+    await _withdraw(ctx)
+
+
+async def _withdraw(ctx: Context) -> None:
+    assert ctx.customer is not None
+    consent = await ctx.uow.consents.latest(ctx.customer.id, CONSENT_PURPOSE)
+    if consent is None or not consent.granted or consent.withdrawn_at is not None:
+        await ctx.reply(ctx.tr("rights.withdraw.none"))
+        return
+    consent.withdrawn_at = ctx.now
+    await ctx.audit("consent_withdrawn")
+    if ctx.state is not None:
+        await engine.finish(ctx)  # no draft keeps collecting without consent
+    for order in await ctx.uow.orders.of_customer(ctx.customer.id):
+        if order.status in OPEN_STATUSES:
+            await ctx.to_staff(ctx.staff_text("rights.staff.consent_withdrawn", code=order.code))
+    await ctx.reply(
+        ctx.tr("rights.withdraw.done"),
+        ((ctx.button("rights.btn.delete", "rights:delete"),),),
+    )
+
+
+@router.payload("rights", locked_ok=True)
+async def rights_button(ctx: Context) -> None:
+    parts = (ctx.inbound.payload or "").split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    detail = parts[2] if len(parts) > 2 else ""
+    if action == "edit" and detail in EDIT_FLOWS:
+        await engine.begin(ctx, EDIT_FLOWS[detail])
+    elif action == "edit":
+        await _edit_menu(ctx)
+    elif action == "export":
+        await _export(ctx)
+    elif action == "delete" and detail == "confirm":
+        await _delete(ctx)
+    elif action == "delete":
+        await _ask_delete(ctx)
+    elif action == "keep":
+        await ctx.reply(ctx.tr("rights.delete.kept"))
+    elif action == "withdraw":
+        await _withdraw(ctx)
+    else:
+        await ctx.reply(ctx.tr("flow.stale_button"))
+
+
+# ---- legal disclosure (staff admins) -------------------------------------------------------
+
+_PHONE_LIKE = re.compile(r"^\+?[\d .\-()]{8,20}$")
+
+
+@router.command("legal", admin=True, help_key="help.staff.legal")
+async def legal_disclosure(ctx: Context) -> None:
+    """`/legal <order code | phone> <authority and reference>`: export to the staff chat."""
+    target, _, basis = ctx.inbound.args.strip().partition(" ")
+    if not target or not basis.strip():
+        await ctx.to_staff(ctx.staff_text("rights.legal.usage"))
+        return
+    customer = await _customer_by_code_or_phone(ctx, target)
+    if customer is None:
+        await ctx.to_staff(ctx.staff_text("rights.legal.not_found"))
+        return
+    data = await collect(ctx.uow, customer, ctx.now)
+    await ctx.uow.orders.add_disclosure(
+        Disclosure(
+            customer_id=customer.id,
+            order_id=None,
+            recipient_kind="authority",
+            recipient_name=basis.strip()[:200],
+            fields=["full_name", "phone", "address", "email", "orders", "messages"],
+            reason=basis.strip()[:300],
+            staff_actor=ctx.actor,
+            at=ctx.now,
+        )
+    )
+    await ctx.audit("legal_disclosure", subject=f"customer:{customer.id}")
+    await ctx.to_staff(
+        ctx.staff_text("rights.legal.done", basis=basis.strip()[:200]),
+        document=Document(
+            filename=f"legal-disclosure-{customer.id}-{ctx.now:%Y%m%d%H%M}.json",
+            content=to_json_bytes(data),
+            mime_type="application/json",
+        ),
+    )
+
+
+async def _customer_by_code_or_phone(ctx: Context, target: str) -> Customer | None:
+    code = codes.normalize_code(target)
+    if code is not None:
+        order: Order | None = await ctx.uow.orders.by_code(code)
+        if order is not None and order.customer_id is not None:
+            return await ctx.uow.customers.get(order.customer_id)
+        return None
+    if _PHONE_LIKE.match(target):
+        try:
+            phone = parse_phone(target)
+        except InvalidInput:
+            return None
+        return await ctx.uow.customers.by_phone(phone)
+    return None
+
+
+router.menu_item("menu.mydata", "mydata")

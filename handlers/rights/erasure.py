@@ -1,0 +1,194 @@
+"""Complete erasure of one customer — the single implementation used by `/delete`, by the
+retention purge and by nothing else.
+
+In one transaction: open orders are cancelled (staff told), the personal fields and free text
+of orders, tickets and disclosures are cleared (an anonymous stub stays for the shop's
+counts), relayed messages, drafts, inbox and outbox rows holding their data are deleted, the
+copies in the staff chat are edited to a redaction notice through the outbox, and finally the
+customer row goes (consents and channel identities cascade). The caller asks the runtime for
+a WAL checkpoint after the commit (`ctx.after_commit.append("checkpoint")`).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.context import ShopConfig
+from handlers.i18n import t
+from handlers.messages import Outbound
+from handlers.orders import codes
+from handlers.orders.service import CANCELLED, OPEN_STATUSES, order_tag
+from storage.models import (
+    ChannelIdentity,
+    ConversationState,
+    Customer,
+    Disclosure,
+    InboxEvent,
+    Order,
+    OrderStatusChange,
+    OutboxMessage,
+    RelayedMessage,
+)
+from storage.repositories import UnitOfWork
+
+# Other features register how to erase their own rows (e.g. complaint tickets).
+ExtraEraser = Callable[[AsyncSession, int, datetime], Awaitable[list[str]]]
+EXTRA_ERASERS: list[ExtraEraser] = []
+
+
+async def erase_customer(
+    uow: UnitOfWork, config: ShopConfig, customer: Customer, now: datetime, actor: str
+) -> str:
+    """Erase `customer` inside the caller's transaction; returns the erasure reference."""
+    session = uow.session
+    reference = codes.new_code("DEL")
+    identities = (
+        await session.scalars(
+            select(ChannelIdentity).where(ChannelIdentity.customer_id == customer.id)
+        )
+    ).all()
+    staff_tags: list[str] = []
+
+    orders = (await session.scalars(select(Order).where(Order.customer_id == customer.id))).all()
+    for order in orders:
+        staff_tags.append(order_tag(order))
+        if order.status in OPEN_STATUSES:
+            order.status = CANCELLED
+            session.add(OrderStatusChange(order_id=order.id, status=CANCELLED, at=now, actor=actor))
+            await _to_staff(
+                uow,
+                config,
+                now,
+                t(config.default_language, "rights.staff.order_cancelled_erased", code=order.code),
+            )
+        order.full_name = order.phone = order.address = order.email = None
+        order.request_text = None
+        order.photos = []
+        order.cancel_reason = None
+        order.customer_id = None
+        order.erased_at = now
+        order.updated_at = now
+        await session.execute(
+            update(OrderStatusChange)
+            .where(OrderStatusChange.order_id == order.id)
+            .values(note=None)
+        )
+
+    await session.execute(
+        update(Disclosure)
+        .where(Disclosure.customer_id == customer.id)
+        .values(customer_id=None, reason=None)
+    )
+    for eraser in EXTRA_ERASERS:
+        staff_tags += await eraser(session, customer.id, now)
+    await session.execute(delete(RelayedMessage).where(RelayedMessage.customer_id == customer.id))
+
+    # Staff-chat copies: edit every delivered message about them to a redaction notice.
+    await _redact_staff_copies(uow, config, now, staff_tags)
+
+    # Drafts, inbox and outbox rows that carry their words or are addressed to them.
+    chats = [(i.channel, i.chat_id) for i in identities]
+    users = [(i.channel, i.platform_user_id) for i in identities]
+    if chats:
+        await session.execute(
+            delete(ConversationState).where(
+                or_(
+                    ConversationState.customer_id == customer.id,
+                    *[
+                        (ConversationState.channel == c) & (ConversationState.chat_id == chat)
+                        for c, chat in chats
+                    ],
+                )
+            )
+        )
+        await session.execute(
+            delete(InboxEvent).where(
+                or_(
+                    *[
+                        (InboxEvent.channel == c) & (InboxEvent.platform_user_id == u)
+                        for c, u in users
+                    ],
+                    *[
+                        (InboxEvent.channel == c) & (InboxEvent.chat_id == chat)
+                        for c, chat in chats
+                    ],
+                )
+            )
+        )
+        await session.execute(
+            delete(OutboxMessage).where(
+                or_(
+                    *[
+                        (OutboxMessage.channel == c) & (OutboxMessage.chat_id == chat)
+                        for c, chat in chats
+                    ]
+                )
+            )
+        )
+    # Undelivered staff messages about them still hold personal data: drop them.
+    await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.customer_id == customer.id, OutboxMessage.status != "sent"
+        )
+    )
+    await session.delete(customer)
+    await uow.audit.add(now, actor, "customer_erased", subject=reference)
+    await session.flush()
+    return reference
+
+
+async def _to_staff(uow: UnitOfWork, config: ShopConfig, now: datetime, text: str) -> int:
+    message = Outbound(
+        channel=config.staff_channel,
+        chat_id=config.staff_chat_id,
+        text=html.escape(text),
+        html=True,
+    )
+    row = await uow.outbox.add(message.channel, message.chat_id, message.to_json(), now)
+    return row.id
+
+
+async def _redact_staff_copies(
+    uow: UnitOfWork, config: ShopConfig, now: datetime, tags: list[str]
+) -> None:
+    if not tags:
+        return
+    rows = (
+        await uow.session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.tag.in_(tags),
+                OutboxMessage.status == "sent",
+                OutboxMessage.platform_message_id.is_not(None),
+            )
+            .order_by(OutboxMessage.id)
+        )
+    ).all()
+    notice = html.escape(t(config.default_language, "rights.staff.redacted"))
+    seen: set[tuple[str, str, str]] = set()
+    for row in rows:
+        key = (row.channel, row.chat_id, row.platform_message_id or "")
+        if key in seen:
+            continue  # edits of the same message share its platform id
+        seen.add(key)
+        message = Outbound(
+            channel=row.channel, chat_id=row.chat_id, text=notice, html=True, edit_of=row.id
+        )
+        await uow.outbox.add(message.channel, message.chat_id, message.to_json(), now)
+        row.customer_id = None
+
+
+async def purge_inactive(uow: UnitOfWork, config: ShopConfig, now: datetime) -> int:
+    """Retention: erase customers inactive longer than `config.retention_days` (0 = never)."""
+    if config.retention_days <= 0:
+        return 0
+    cutoff = now - timedelta(days=config.retention_days)
+    customers = await uow.customers.inactive_since(cutoff)
+    for customer in customers:
+        await erase_customer(uow, config, customer, now, actor="system:retention")
+    return len(customers)
