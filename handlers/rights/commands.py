@@ -181,7 +181,7 @@ EDIT_FLOWS = {
         "full_name",
         Step(
             "full_name",
-            "order.ask.full_name",
+            "rights.edit.ask.full_name",
             "order.field.full_name",
             lambda a: parse_full_name(a.text),
         ),
@@ -193,14 +193,14 @@ EDIT_FLOWS = {
     "address": _edit_flow(
         "address",
         Step(
-            "address", "order.ask.address", "order.field.address", lambda a: parse_address(a.text)
+            "address", "rights.edit.ask.address", "order.field.address", lambda a: parse_address(a.text)
         ),
     ),
     "email": _edit_flow(
         "email",
         Step(
             "email",
-            "order.ask.email",
+            "rights.edit.ask.email",
             "order.field.email",
             lambda a: parse_email(a.text),
             optional=True,
