@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply the Alembic migrations to DATABASE_URL (the bot also does this "
         "itself when it starts).",
     )
+    token = sub.add_parser(
+        "zalo-token",
+        help="store a new Zalo OA refresh token (after the shop re-authorizes the app)",
+        description="Replace the stored Zalo OA token pair with REFRESH_TOKEN; the next send "
+        "refreshes the access token with it.",
+    )
+    token.add_argument("refresh_token", metavar="REFRESH_TOKEN")
     sub.add_parser(
         "purge",
         help="erase customers inactive longer than RETENTION_DAYS and expired drafts",
@@ -85,10 +92,22 @@ async def _purge(settings: Settings) -> None:
     )
 
 
+async def _zalo_token(settings: Settings, refresh_token: str) -> None:
+    from bot.app import open_database
+    from bot.zalo.store import DatabaseTokenStore
+
+    engine, sessions = await open_database(settings)
+    try:
+        await DatabaseTokenStore(sessions).seed("", refresh_token.strip(), force=True)
+    finally:
+        await engine.dispose()
+    print("Zalo OA refresh token stored; the bot refreshes the access token on its next send.")
+
+
 async def _run(settings: Settings) -> None:
     from bot.app import run_console
 
-    if not settings.has_telegram:
+    if not settings.has_channels:
         print(
             "No TELEGRAM_BOT_TOKEN or Zalo token configured: starting the console chat "
             "(type /start; Ctrl-D to quit).",
@@ -108,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(verbose=args.command == "run" and settings.has_telegram)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
+        elif args.command == "zalo-token":
+            asyncio.run(_zalo_token(settings, args.refresh_token))
         elif args.command == "purge":
             asyncio.run(_purge(settings))
         elif args.command == "chat":

@@ -92,8 +92,13 @@ async def run_console(
         await engine.dispose()
 
 
-async def run_channels(settings: Settings) -> None:
-    """Run the configured platform channels until SIGINT/SIGTERM, then stop cleanly."""
+async def run_channels(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    started: Callable[[Runtime], None] | None = None,
+) -> None:
+    """Run the configured platform channels until SIGINT/SIGTERM (or `stop`), then stop
+    cleanly. Tests pass their own `stop` and get the runtime through `started`."""
     if settings.has_telegram and not settings.staff_chat_id:
         raise ConfigError("Configuration error: STAFF_CHAT_ID: required with TELEGRAM_BOT_TOKEN")
     engine, sessions = await open_database(settings)
@@ -101,16 +106,31 @@ async def run_channels(settings: Settings) -> None:
         ("telegram", settings.staff_chat_id) if settings.has_telegram else ("console", STAFF)
     )
     runtime = Runtime(sessions, shop_config(settings, staff_channel, staff_chat))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     background: list[asyncio.Task[None]] = []
     routes: list[BaseRoute] = []
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
         if settings.has_telegram:
             await _start_telegram(settings, runtime, stop, background, routes, closers)
+        else:  # staff work in this terminal: "@staff …" lines, "[staff] …" output
+            console = ConsoleAdapter(user_id="", files_dir=settings.data_dir / "files")
+            runtime.add_adapter(console)
+            staff_user = (
+                settings.staff_admin_ids[0] if settings.staff_admin_ids else "console-staff"
+            )
+            chat = ConsoleChat(
+                runtime, console, staff_user_id=staff_user, language=None, staff_only=True
+            )
+            background.append(asyncio.create_task(chat.run(sys.stdin)))
+        if settings.has_zalo_oa:
+            await _start_zalo_oa(settings, runtime, sessions, routes, closers)
+        if settings.has_zalo_bot:
+            await _start_zalo_bot(settings, runtime, background, routes, closers)
         server: asyncio.Task[None] | None = None
         if routes:
             app = build_app(routes)
@@ -121,6 +141,8 @@ async def run_channels(settings: Settings) -> None:
         runtime.start()
         await runtime.resume_pending()
         log.info("bot running; Ctrl-C or SIGTERM stops it")
+        if started is not None:
+            started(runtime)
         await stop.wait()
         log.info("stopping")
         for task in background:
@@ -191,3 +213,103 @@ async def _start_telegram(
         await application.bot.delete_webhook()
         background.append(asyncio.create_task(tg.poll(application, receiver, stop)))
         log.info("telegram: polling mode")
+
+
+async def _start_zalo_oa(
+    settings: Settings,
+    runtime: Runtime,
+    sessions: async_sessionmaker[AsyncSession],
+    routes: list[BaseRoute],
+    closers: list[Callable[[], Awaitable[None]]],
+) -> None:
+    import httpx
+
+    from bot.channels.zalo_oa import ZaloOAAdapter
+    from bot.zalo.oa_client import ZaloOAClient
+    from bot.zalo.store import DatabaseTokenStore
+    from bot.zalo.tokens import ZaloTokenManager
+    from bot.zalo.webhook import Unfollow, make_zalo_routes
+
+    assert settings.zalo_app_secret is not None and settings.zalo_oa_secret_key is not None
+    store = DatabaseTokenStore(sessions)
+    access = settings.zalo_access_token.get_secret_value() if settings.zalo_access_token else ""
+    refresh = settings.zalo_refresh_token.get_secret_value() if settings.zalo_refresh_token else ""
+    if refresh and await store.seed(access, refresh):
+        log.info("zalo oa: token pair seeded from the settings")
+    elif await store.load() is None:
+        raise ConfigError(
+            "Configuration error: ZALO_REFRESH_TOKEN: needed once to seed the Zalo OA tokens"
+        )
+    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+    closers.append(http.aclose)
+
+    async def token_failed(reason: str) -> None:
+        await runtime.notify_staff("core.staff.zalo_token_failed", reason=reason[:120])
+
+    tokens = ZaloTokenManager(
+        store,
+        http,
+        settings.zalo_oauth_base_url,
+        settings.zalo_app_id,
+        settings.zalo_app_secret.get_secret_value(),
+        on_failure=token_failed,
+    )
+    runtime.add_adapter(ZaloOAAdapter(ZaloOAClient(http, settings.zalo_api_base_url, tokens)))
+
+    async def on_unfollow(event: Unfollow) -> None:
+        await runtime.customer_left("zalo", event.user_id)
+
+    routes.extend(
+        make_zalo_routes(
+            runtime.receive,
+            app_id=settings.zalo_app_id,
+            oa_secret_key=settings.zalo_oa_secret_key.get_secret_value(),
+            on_unfollow=on_unfollow,
+            verification_file_name=settings.zalo_verification_file_name or None,
+            verification_file_content=settings.zalo_verification_file_content or None,
+            window_s=settings.zalo_webhook_window_seconds,
+        )
+    )
+    log.info("zalo oa: webhook at /zalo/webhook")
+
+
+async def _start_zalo_bot(
+    settings: Settings,
+    runtime: Runtime,
+    background: list[asyncio.Task[None]],
+    routes: list[BaseRoute],
+    closers: list[Callable[[], Awaitable[None]]],
+) -> None:
+    import httpx
+
+    from bot.channels.zalo_bot import ZaloBotAdapter
+    from bot.zalo.bot_client import (
+        ZaloBotClient,
+        ZaloBotPoller,
+        make_zalo_bot_webhook_route,
+    )
+
+    assert settings.zalo_bot_token is not None
+    http = httpx.AsyncClient(timeout=httpx.Timeout(40.0, connect=5.0))
+    closers.append(http.aclose)
+    client = ZaloBotClient(
+        http, settings.zalo_bot_api_base_url, settings.zalo_bot_token.get_secret_value()
+    )
+    adapter = ZaloBotAdapter(client)
+    runtime.add_adapter(adapter)
+    receive = adapter.wrap_receive(runtime.receive)
+    if settings.webhook_public_url:
+        secret = (
+            settings.zalo_bot_webhook_secret.get_secret_value()
+            if settings.zalo_bot_webhook_secret
+            else secrets.token_urlsafe(32)
+        )
+        route = make_zalo_bot_webhook_route(receive, secret)
+        await client.set_webhook(settings.webhook_public_url.rstrip("/") + route.path, secret)
+        routes.append(route)
+        log.info("zalo bot: webhook mode")
+    else:
+        await client.delete_webhook()
+        poller = ZaloBotPoller(client, receive)
+        background.append(asyncio.create_task(poller.run()))
+        log.info("zalo bot: polling mode")

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     zalo_refresh_token: SecretStr | None = None
     zalo_api_base_url: str = "https://openapi.zalo.me"
     zalo_oauth_base_url: str = "https://oauth.zaloapp.com"
+    zalo_webhook_window_seconds: int = Field(default=300, gt=0)
+    zalo_verification_file_name: str = ""
+    zalo_verification_file_content: str = ""
+    zalo_bot_token: SecretStr | None = None
+    zalo_bot_api_base_url: str = "https://bot-api.zaloplatforms.com"
+    zalo_bot_webhook_secret: SecretStr | None = None
 
     webhook_host: str = "0.0.0.0"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
@@ -69,7 +75,9 @@ class Settings(BaseSettings):
             raise ValueError("expected vi or en")
         return value
 
-    @field_validator("telegram_api_base_url", "zalo_api_base_url", "zalo_oauth_base_url")
+    @field_validator(
+        "telegram_api_base_url", "zalo_api_base_url", "zalo_oauth_base_url", "zalo_bot_api_base_url"
+    )
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -79,6 +87,18 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'vietartview.db'}"
+
+    @property
+    def has_zalo_oa(self) -> bool:
+        return bool(self.zalo_app_id and self.zalo_oa_secret_key and self.zalo_app_secret)
+
+    @property
+    def has_zalo_bot(self) -> bool:
+        return self.zalo_bot_token is not None and bool(self.zalo_bot_token.get_secret_value())
+
+    @property
+    def has_channels(self) -> bool:
+        return self.has_telegram or self.has_zalo_oa or self.has_zalo_bot
 
     @property
     def has_telegram(self) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import html
 import logging
 import random
 from collections.abc import Callable
@@ -291,7 +292,16 @@ class Runtime:
             row.payload = {}
             log.warning("outbox %s failed permanently: %s", row.id, exc.reason[:80])
             if exc.unreachable:
-                await self._mark_unreachable(uow, row.channel, row.chat_id, now)
+                await self.mark_unreachable(uow, row.channel, row.chat_id, now)
+            if (row.channel, row.chat_id) != (self.config.staff_channel, self.config.staff_chat_id):
+                await self._staff_notice(
+                    uow,
+                    now,
+                    "core.staff.delivery_failed",
+                    customer=row.customer_id or "?",
+                    channel=row.channel,
+                    reason=exc.reason[:120],
+                )
             return None
         except Exception as exc:
             retry_after = exc.retry_after if isinstance(exc, TemporarySendError) else None
@@ -330,7 +340,29 @@ class Runtime:
         earlier = await uow.outbox.get(outbox_id)
         return earlier.platform_message_id if earlier is not None else None
 
-    async def _mark_unreachable(
+    async def _staff_notice(
+        self, uow: UnitOfWork, now: datetime, key: str, **params: object
+    ) -> None:
+        text = html.escape(t(self.config.default_language, key, **params))
+        staff = Outbound(self.config.staff_channel, self.config.staff_chat_id, text, html=True)
+        await uow.outbox.add(staff.channel, staff.chat_id, staff.to_json(), now)
+
+    async def notify_staff(self, key: str, **params: object) -> None:
+        """A system notice to the staff chat (e.g. the Zalo token refresh keeps failing)."""
+        async with UnitOfWork(self.sessions) as uow:
+            await self._staff_notice(uow, self.clock(), key, **params)
+            await uow.commit()
+        self._wake_delivery.set()
+
+    async def customer_left(self, channel: str, platform_user_id: str) -> None:
+        """The platform says the customer unfollowed/blocked us: stop trying to reach them."""
+        async with UnitOfWork(self.sessions) as uow:
+            identity = await uow.customers.identity(channel, platform_user_id)
+            if identity is not None:
+                identity.unreachable_since = self.clock()
+                await uow.commit()
+
+    async def mark_unreachable(
         self, uow: UnitOfWork, channel: str, chat_id: str, now: datetime
     ) -> None:
         await uow.session.execute(

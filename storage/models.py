@@ -265,3 +265,16 @@ class Disclosure(Base):
     reason: Mapped[str | None] = mapped_column(String(300))
     staff_actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
+
+
+class ZaloTokenPair(Base):
+    """The Zalo OA token pair (single row). The refresh token is single-use, so a rotated
+    pair is committed here before it is used."""
+
+    __tablename__ = "zalo_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text)
+    access_expires_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -77,8 +77,14 @@ class ConsoleChat:
     """Reads lines, turns them into inbounds, and waits for each to be answered."""
 
     def __init__(
-        self, runtime: Runtime, adapter: ConsoleAdapter, staff_user_id: str, language: str | None
+        self,
+        runtime: Runtime,
+        adapter: ConsoleAdapter,
+        staff_user_id: str,
+        language: str | None,
+        staff_only: bool = False,
     ) -> None:
+        self.staff_only = staff_only  # every line is from the staff chat (platform mode)
         self.runtime = runtime
         self.adapter = adapter
         self.staff_user_id = staff_user_id
@@ -87,8 +93,9 @@ class ConsoleChat:
         self._counter = itertools.count(1)
 
     def to_inbound(self, line: str) -> Inbound:
-        staff = line.startswith("@staff ") or line.strip() == "@staff"
-        body = line[len("@staff") :].strip() if staff else line.strip()
+        prefixed = line.startswith("@staff ") or line.strip() == "@staff"
+        staff = self.staff_only or prefixed
+        body = line[len("@staff") :].strip() if prefixed else line.strip()
         chat_id = STAFF if staff else self.adapter.user_id
         base = Inbound(
             channel=CHANNEL,

@@ -265,8 +265,13 @@ class ZaloBotPoller:
             try:
                 await self._receive(inbound)
                 return
-            except Exception:
-                log.exception("zalobot: storing an update failed; retrying in %.1fs", backoff)
+            except Exception as exc:
+                # Type only: database errors can quote the row's (personal) values.
+                log.error(
+                    "zalobot: storing an update failed (%s); retrying in %.1fs",
+                    type(exc).__name__,
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 
@@ -301,8 +306,8 @@ def make_zalo_bot_webhook_route(
         if inbound is not None:
             try:
                 await receive(inbound)
-            except Exception:
-                log.exception("zalobot webhook: storing the update failed")
+            except Exception as exc:
+                log.error("zalobot webhook: storing the update failed (%s)", type(exc).__name__)
                 return PlainTextResponse("retry", status_code=500)
         return JSONResponse({"ok": True})
 

@@ -86,8 +86,13 @@ class ZaloTokenManager:
         refresh_margin: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = utc_now,
         timeout: httpx.Timeout | None = None,
+        on_failure: Callable[[str], Awaitable[None]] | None = None,
+        failure_alert_every: timedelta = timedelta(hours=1),
     ) -> None:
         self._store = store
+        self._on_failure = on_failure
+        self._alert_every = failure_alert_every
+        self._last_alert: datetime | None = None
         self._http = http
         self._url = oauth_base_url.rstrip("/") + REFRESH_PATH
         self._app_id = app_id
@@ -137,7 +142,11 @@ class ZaloTokenManager:
                 and self._is_fresh(current)
             ):
                 return current.access_token
-            new_pair = await self._request_new_pair(current.refresh_token)
+            try:
+                new_pair = await self._request_new_pair(current.refresh_token)
+            except ZaloAuthError as exc:
+                await self._alert(str(exc))
+                raise
             # Save before use: the old refresh token is already dead at Zalo.
             await self._store.save(new_pair)
             self._pair = new_pair
@@ -147,6 +156,16 @@ class ZaloTokenManager:
                 new_pair.access_expires_at.isoformat(timespec="seconds"),
             )
             return new_pair.access_token
+
+    async def _alert(self, reason: str) -> None:
+        """Tell the shop (e.g. the staff chat) once an hour while refreshing keeps failing."""
+        now = self._clock()
+        if self._on_failure is None or (
+            self._last_alert is not None and now - self._last_alert < self._alert_every
+        ):
+            return
+        self._last_alert = now
+        await self._on_failure(reason)
 
     async def _request_new_pair(self, refresh_token: str) -> TokenPair:
         try:
