@@ -17,6 +17,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    Message,
     Update,
 )
 from telegram.constants import ParseMode
@@ -288,7 +289,7 @@ async def test_other_methods_deserialize_in_ptb(api: FakeTelegramAPI, bot: Bot) 
     ]
 
     assert photo.photo[-1].width == 1280 and photo.caption == "Mẫu"
-    assert edited.reply_markup == keyboard
+    assert isinstance(edited, Message) and edited.reply_markup == keyboard
     assert [c.command for c in commands] == ["start"]
     assert await bot.get_my_commands(language_code="vi") == ()
     assert isinstance(admin, ChatMemberAdministrator) and isinstance(gone, ChatMemberLeft)
