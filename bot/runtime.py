@@ -242,29 +242,33 @@ class Runtime:
 
     async def _deliver_due(self) -> float | None:
         now = self.clock()
-        async with UnitOfWork(self.sessions) as uow:
-            rows = await uow.outbox.pending(limit=200)
-            ids = [row.id for row in rows]
-            waits = [(row.next_attempt_at - now).total_seconds() for row in rows]
         blocked: set[tuple[str, str]] = set()
         next_due: float | None = None
-        for row_id, wait in zip(ids, waits, strict=True):
+        after_id = 0
+        while True:  # page through every pending row, oldest first
             async with UnitOfWork(self.sessions) as uow:
-                row = await uow.outbox.get(row_id)
-                if row is None or row.status != "pending":
-                    continue
-                chat = (row.channel, row.chat_id)
-                if chat in blocked or wait > 0:
-                    # Keep per-chat order: nothing overtakes a message that is waiting to retry.
-                    blocked.add(chat)
-                    if wait > 0:
-                        next_due = wait if next_due is None else min(next_due, wait)
-                    continue
-                retry_in = await self._send_row(uow, row)
-                await uow.commit()
-                if retry_in is not None:
-                    blocked.add(chat)
-                    next_due = retry_in if next_due is None else min(next_due, retry_in)
+                rows = await uow.outbox.pending(after_id=after_id, limit=200)
+                page = [(row.id, (row.next_attempt_at - now).total_seconds()) for row in rows]
+            if not page:
+                break
+            after_id = page[-1][0]
+            for row_id, wait in page:
+                async with UnitOfWork(self.sessions) as uow:
+                    row = await uow.outbox.get(row_id)
+                    if row is None or row.status != "pending":
+                        continue
+                    chat = (row.channel, row.chat_id)
+                    if chat in blocked or wait > 0:
+                        # Keep per-chat order: nothing overtakes a message waiting to retry.
+                        blocked.add(chat)
+                        if wait > 0:
+                            next_due = wait if next_due is None else min(next_due, wait)
+                        continue
+                    retry_in = await self._send_row(uow, row)
+                    await uow.commit()
+                    if retry_in is not None:
+                        blocked.add(chat)
+                        next_due = retry_in if next_due is None else min(next_due, retry_in)
         deletion_wait = await self._delete_due()
         if deletion_wait is not None:
             next_due = deletion_wait if next_due is None else min(next_due, deletion_wait)

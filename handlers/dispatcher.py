@@ -13,6 +13,7 @@ from handlers import engine
 from handlers.context import Context, ShopConfig
 from handlers.messages import Inbound
 from handlers.router import Route, router
+from handlers.support import abuse
 from storage.models import ChannelIdentity, Customer
 from storage.repositories import UnitOfWork
 
@@ -27,6 +28,8 @@ async def dispatch(uow: UnitOfWork, inbound: Inbound, config: ShopConfig, now: d
         return ctx
 
     ctx.customer = await _customer_for(ctx)
+    if not await abuse.allow(ctx):  # flood control: one notice, then silence
+        return ctx
     ctx.state = await uow.states.get(inbound.channel, inbound.chat_id)
     if ctx.state is not None and ctx.state.expires_at <= now:
         await engine.finish(ctx)  # abandoned draft: its data goes with it
@@ -71,6 +74,8 @@ async def dispatch(uow: UnitOfWork, inbound: Inbound, config: ShopConfig, now: d
 
 def _route_for(ctx: Context) -> Route | None:
     inbound = ctx.inbound
+    if inbound.command == "cancel":
+        return None  # /cancel belongs to the engine, whatever staff commands are named
     if inbound.payload:
         return router.find_payload(inbound.payload)
     if inbound.command:

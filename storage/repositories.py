@@ -169,10 +169,10 @@ class OutboxRepository:
             .limit(1)
         )
 
-    async def pending(self, limit: int = 100) -> Sequence[OutboxMessage]:
+    async def pending(self, after_id: int = 0, limit: int = 100) -> Sequence[OutboxMessage]:
         result = await self.session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
+            .where(OutboxMessage.status == "pending", OutboxMessage.id > after_id)
             .order_by(OutboxMessage.id)
             .limit(limit)
         )

@@ -100,9 +100,7 @@ class SupportRepository:
     async def code_exists(self, code: str) -> bool:
         tickets = select(func.count()).where(Ticket.code == code)
         threads = select(func.count()).where(SupportThread.code == code)
-        return bool(await self.session.scalar(tickets)) or bool(
-            await self.session.scalar(threads)
-        )
+        return bool(await self.session.scalar(tickets)) or bool(await self.session.scalar(threads))
 
     async def ticket(self, ticket_id: int) -> Ticket | None:
         return await self.session.get(Ticket, ticket_id)
