@@ -1,6 +1,7 @@
 """Shared fixtures for the whole suite.
 
-- `db_url`     – a SQLite URL in the test's temporary folder (nothing is created yet).
+- `db_url`     – a SQLite URL in the test's temporary folder, holding a copy of a database
+                 migrated to head once per session (so each test starts empty and fast).
 - `engine`     – an async engine on `db_url` (with the production pragmas), migrated to head.
 - `sessions`   – an `async_sessionmaker` on that engine (what `Runtime` and `UnitOfWork` take).
 - `clock`      – a `FakeClock` the test moves by hand (`clock.advance(hours=25)`).
@@ -14,6 +15,8 @@ Every test gets its own database file, so tests never see each other's data.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,15 +29,35 @@ from storage.db import create_engine, migrate_to_head, session_factory
 from tests.helpers import FakeClock, Harness, RecordingAdapter, shop_config
 
 
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate_to_head(engine)
+    finally:
+        await engine.dispose()  # the last connection closing folds the WAL into the file
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file migrated to head once per test session; `db_url` copies it."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+def db_url(tmp_path: Path, migrated_template: Path) -> str:
+    """A fresh, already migrated SQLite database for this test."""
+    path = tmp_path / "test.db"
+    shutil.copyfile(migrated_template, path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(db_url)
-    await migrate_to_head(engine)
+    await migrate_to_head(engine)  # a no-op on the copied template, kept for safety
     try:
         yield engine
     finally:

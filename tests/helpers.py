@@ -56,6 +56,11 @@ START_TIME = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi
 # clock does not move by itself. Tests advance the clock past the backoff explicitly.
 TEST_DELIVERY = DeliveryPolicy(base_delay=60.0, max_delay=3600.0, max_attempts=12)
 
+# Each Harness step moves the clock this much first, like a person typing: customers are
+# flood-limited per minute (handlers/support/abuse.py), and a frozen clock would make every
+# message of a long test arrive "at once". Pass `pace=timedelta(0)` to freeze time.
+TYPING_PACE = timedelta(seconds=4)
+
 
 def tr(key: str, lang: str = "vi", **params: object) -> str:
     """The catalog text a user sees for `key` (Vietnamese unless told)."""
@@ -176,7 +181,7 @@ class RecordingAdapter:
     def to(self, chat_id: str) -> list[Outbound]:
         return [s.message for s in self.sent if s.message.chat_id == chat_id]
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
+    async def wait_for(self, count: int, within: float = 30.0) -> None:
         """Wait until at least `count` messages were sent (for the background worker)."""
 
         async def _wait() -> None:
@@ -184,7 +189,7 @@ class RecordingAdapter:
                 self._changed.clear()
                 await self._changed.wait()
 
-        await asyncio.wait_for(_wait(), timeout)
+        await asyncio.wait_for(_wait(), within)
 
 
 def _make_error(error: BaseException | type[BaseException] | str) -> BaseException:
@@ -222,7 +227,8 @@ def shop_config(**overrides: Any) -> ShopConfig:
 class Harness:
     """Drives one `Runtime` on a migrated database, one step at a time.
 
-    Each step (`say`, `press`, `contact`, `photo`, `staff`, `send`) stores an `Inbound` with a
+    Each step (`say`, `press`, `contact`, `photo`, `staff`, `send`) advances the clock by
+    `pace`, stores an `Inbound` with a
     fresh dedupe key through `runtime.receive`, waits for `runtime.idle()`, and returns the
     `Outbound`s delivered during that step (to anyone: the customer, the staff chat, other
     customers). Private chats use the user id as chat id.
@@ -238,8 +244,10 @@ class Harness:
         config: ShopConfig | None = None,
         adapter: RecordingAdapter | None = None,
         delivery: DeliveryPolicy = TEST_DELIVERY,
+        pace: timedelta = TYPING_PACE,
     ) -> None:
         self.sessions = sessions
+        self.pace = pace
         self.clock = clock or FakeClock()
         self.config = config or shop_config()
         self.adapter = adapter or RecordingAdapter(CHANNEL)
@@ -291,6 +299,7 @@ class Harness:
     async def send(self, inbound: Inbound) -> list[Outbound]:
         """Receive one inbound, wait until idle, return what was delivered meanwhile."""
         mark = len(self.adapter.sent)
+        self.clock.advance(self.pace)
         await self.runtime.receive(inbound)
         await self.runtime.idle()
         return [s.message for s in self.adapter.sent[mark:]]

@@ -1,0 +1,234 @@
+"""Abuse protection: flood control and locking customers.
+
+Flood control: at most `FLOOD_LIMIT` messages per `FLOOD_WINDOW` per customer (channel +
+platform user), counted over a sliding window in memory (one bot process). The first message
+beyond the limit gets one polite notice (`core.too_fast`); further ones are dropped without
+an answer until the customer slows down below the limit. Dropped messages count too, so a
+continuous flood stays muted. Staff are never limited. The dispatcher calls `allow()` first
+on the customer path; other customers are unaffected.
+
+Locking (`/lock <order code | ticket code | TK code | phone> <reason>`, `/unlock <same>`,
+staff admins only, audited): a locked customer hears one notice on their next message and
+nothing else is processed, except the data-rights routes (`locked_ok=True`), which always
+work — the dispatcher enforces both. `/unlock` restores service and tells the customer.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
+
+from handlers.context import Context
+from handlers.errors import InvalidInput
+from handlers.i18n import t
+from handlers.orders import codes
+from handlers.orders.validators import parse_phone
+from handlers.router import router
+from storage.models import Customer, Order
+from storage.support import SupportRepository
+
+FLOOD_LIMIT = 20  # messages …
+FLOOD_WINDOW = timedelta(seconds=60)  # … per this sliding window
+_PRUNE_ABOVE = 10_000  # tracked senders before idle ones are forgotten
+
+Verdict = Literal["ok", "notice", "drop"]
+Key = tuple[str, str]
+
+
+class FloodControl:
+    """Sliding-window message counter per sender."""
+
+    def __init__(self, limit: int = FLOOD_LIMIT, window: timedelta = FLOOD_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[Key, deque[datetime]] = {}
+        self._noticed: set[Key] = set()
+
+    def hit(self, key: Key, now: datetime) -> Verdict:
+        """Count one message of `key` at `now`: "ok", "notice" (first over the limit) or
+        "drop"."""
+        if len(self._seen) > _PRUNE_ABOVE:
+            self._prune(now)
+        seen = self._seen.setdefault(key, deque(maxlen=self.limit + 1))
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        seen.append(now)
+        if len(seen) <= self.limit:
+            self._noticed.discard(key)
+            return "ok"
+        if key in self._noticed:
+            return "drop"
+        self._noticed.add(key)
+        return "notice"
+
+    def _prune(self, now: datetime) -> None:
+        for key in [
+            k for k, seen in self._seen.items() if not seen or seen[-1] <= now - self.window
+        ]:
+            del self._seen[key]
+            self._noticed.discard(key)
+
+
+# One window per database engine, i.e. per running bot (each test database gets its own).
+_controls: weakref.WeakKeyDictionary[object, FloodControl] = weakref.WeakKeyDictionary()
+_default = FloodControl()
+
+
+def flood_control(ctx: Context) -> FloodControl:
+    bind = getattr(ctx.uow.session, "bind", None)
+    if bind is None:
+        return _default
+    control = _controls.get(bind)
+    if control is None:
+        control = _controls[bind] = FloodControl(
+            getattr(ctx.config, "flood_limit", FLOOD_LIMIT),
+            getattr(ctx.config, "flood_window", FLOOD_WINDOW),
+        )
+    return control
+
+
+async def allow(ctx: Context) -> bool:
+    """Count this customer message; False when it must be dropped (the notice, once, is
+    already in the outbox then)."""
+    if ctx.is_staff:
+        return True
+    verdict = flood_control(ctx).hit((ctx.inbound.channel, ctx.inbound.user_id), ctx.now)
+    if verdict == "notice":
+        await ctx.reply(ctx.tr("core.too_fast"))
+        await ctx.audit("flood_limited")
+    return verdict == "ok"
+
+
+# ---- lock / unlock -------------------------------------------------------------------------
+
+_PHONE_CHARS = re.compile(r"^[\d+ .\-()]+$")
+
+
+def _leading_phone(args: str) -> tuple[str | None, str]:
+    """ "0912 345 678 reason" → ("+84912345678", "reason"): the longest run of leading words
+    that parses as a phone number (so a reason starting with a digit is not swallowed)."""
+    words = args.split()
+    for count in range(min(len(words), 6), 0, -1):
+        candidate = " ".join(words[:count])
+        if not _PHONE_CHARS.match(candidate) or not any(ch.isdigit() for ch in candidate):
+            continue
+        try:
+            return parse_phone(candidate), " ".join(words[count:])
+        except InvalidInput:
+            continue
+    return None, args
+
+
+async def _target(ctx: Context, args: str) -> tuple[Customer | None, str, str]:
+    """Find the customer named by the leading order/ticket/thread code or phone of `args`.
+
+    Returns (customer, what was used — for the audit and the staff reply —, the rest of
+    `args`). On failure the customer is None and the staff chat has been told why.
+    """
+    from handlers.support.complaints import leading_ticket_code
+    from handlers.support.talk import THREAD_PREFIX, leading_code
+
+    args = args.strip()
+    repo = SupportRepository(ctx.uow.session)
+    customer_id: int | None = None
+    code, rest = leading_code(args, codes.ORDER_PREFIX)
+    if code is not None:
+        order = await ctx.uow.orders.by_code(code)
+        customer_id = order.customer_id if order is not None else None
+        return await _found(ctx, customer_id, code, rest)
+    code, rest = leading_ticket_code(args)
+    if code is not None:
+        ticket = await repo.ticket_by_code(code)
+        return await _found(ctx, ticket.customer_id if ticket else None, code, rest)
+    code, rest = leading_code(args, THREAD_PREFIX)
+    if code is not None:
+        thread = await repo.thread_by_code(code)
+        return await _found(ctx, thread.customer_id if thread else None, code, rest)
+    phone, rest = _leading_phone(args)
+    if phone is not None:
+        return await _by_phone(ctx, phone, rest)
+    await ctx.to_staff(ctx.staff_text("lock.staff.usage"))
+    return None, "", ""
+
+
+async def _found(
+    ctx: Context, customer_id: int | None, used: str, rest: str
+) -> tuple[Customer | None, str, str]:
+    customer = await ctx.uow.customers.get(customer_id) if customer_id is not None else None
+    if customer is None:
+        await ctx.to_staff(ctx.staff_text("lock.staff.not_found", target=used))
+    return customer, used, rest
+
+
+async def _by_phone(ctx: Context, phone: str, rest: str) -> tuple[Customer | None, str, str]:
+    session = ctx.uow.session
+    ids = set((await session.scalars(select(Customer.id).where(Customer.phone == phone))).all())
+    ids |= {
+        i
+        for i in (
+            await session.scalars(
+                select(Order.customer_id).where(
+                    Order.phone == phone, Order.customer_id.is_not(None)
+                )
+            )
+        ).all()
+        if i is not None
+    }
+    if len(ids) > 1:
+        await ctx.to_staff(ctx.staff_text("lock.staff.ambiguous", count=len(ids)))
+        return None, "", ""
+    return await _found(
+        ctx, next(iter(ids), None), t(ctx.config.default_language, "lock.staff.by_phone"), rest
+    )
+
+
+async def _refuse_non_admin(ctx: Context) -> bool:
+    """Admin-only, also when an admin command reaches us from outside the staff chat."""
+    if ctx.is_admin:
+        return False
+    await ctx.audit("refused", detail=f"admin-only:/{ctx.inbound.command}")
+    await ctx.to_staff(ctx.staff_text("staff.admin_only"))
+    return True
+
+
+@router.command("lock", admin=True, help_key="help.staff.lock")
+async def lock_command(ctx: Context) -> None:
+    if await _refuse_non_admin(ctx):
+        return
+    customer, used, reason = await _target(ctx, ctx.inbound.args)
+    if customer is None:
+        return
+    if not reason.strip():
+        await ctx.to_staff(ctx.staff_text("lock.staff.usage"))
+        return
+    if customer.locked_at is not None:
+        await ctx.to_staff(ctx.staff_text("lock.staff.already_locked", target=used))
+        return
+    customer.locked_at = ctx.now
+    customer.lock_reason = reason.strip()[:300]
+    customer.lock_notified = False
+    await ctx.audit("customer_locked", subject=f"customer:{customer.id}")
+    await ctx.to_staff(ctx.staff_text("lock.staff.locked", target=used, customer=customer.id))
+
+
+@router.command("unlock", admin=True, help_key="help.staff.unlock")
+async def unlock_command(ctx: Context) -> None:
+    if await _refuse_non_admin(ctx):
+        return
+    customer, used, _ = await _target(ctx, ctx.inbound.args)
+    if customer is None:
+        return
+    if customer.locked_at is None:
+        await ctx.to_staff(ctx.staff_text("lock.staff.not_locked", target=used))
+        return
+    customer.locked_at = None
+    customer.lock_reason = None
+    customer.lock_notified = False
+    await ctx.audit("customer_unlocked", subject=f"customer:{customer.id}")
+    await ctx.to_staff(ctx.staff_text("lock.staff.unlocked", target=used, customer=customer.id))
+    await ctx.to_customer(customer, "lock.unlocked")

@@ -1,0 +1,647 @@
+"""Complaints, and the ticket lifecycle shared with returns/warranty requests.
+
+Complaint flow (`/complaint`, the "complaint" button or menu item, the complaint intent),
+after consent (a complaint stores personal free text):
+    1. category     (buttons: suspected data leak / order or service / other; typed words too)
+    2. description  (1–2000 characters)
+    3. photos       (up to 5, optional)
+    → review → ticket "KN-XXXXX", staff alert, confirmation to the customer.
+
+Lifecycle of every ticket (complaint "KN-", return "DT-", warranty "BH-"):
+    open ──(staff: ✅ acknowledge, `cp:<id>:ack`)──▶ acknowledged
+         ──(staff: `/resolve CODE response`, or a reply to the resolve prompt)──▶ resolved
+The customer is told at each step; the response is sent to them. A suspected data leak is
+urgent: its alert says so and mentions the staff admins. Open tickets nobody acknowledged
+are re-announced in the staff chat (`reannounce_due`, called by the runtime's periodic job)
+after 4 hours, urgent ones after 1 hour.
+
+`/complaints` lists the customer's own tickets; staff `/tickets` lists unresolved ones.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers import engine
+from handlers.context import ButtonRows, Context, ShopConfig
+from handlers.engine import Flow, Step, StepInput
+from handlers.errors import InvalidInput
+from handlers.flows.consent import continuation, ensure_consent
+from handlers.i18n import pick_language, t
+from handlers.messages import Button, Outbound
+from handlers.orders import codes
+from handlers.orders.service import local_time, order_tag
+from handlers.router import router
+from handlers.support.talk import early_staff_text, leading_code, new_support_code
+from handlers.text import fold
+from storage.models import ConversationState, Customer, Order
+from storage.repositories import UnitOfWork
+from storage.support import (
+    ACKNOWLEDGED,
+    COMPLAINT,
+    OPEN,
+    RESOLVED,
+    RETURN,
+    WARRANTY,
+    SupportRepository,
+    Ticket,
+    ticket_tag,
+)
+
+# Re-announcement of unacknowledged tickets; `ShopConfig` may override both (same names,
+# lower case) once the settings exist.
+TICKET_REANNOUNCE_AFTER = timedelta(hours=4)
+URGENT_TICKET_REANNOUNCE_AFTER = timedelta(hours=1)
+
+MAX_TEXT = 2000
+MAX_PHOTOS = 5
+CODE_PREFIXES = {COMPLAINT: "KN", RETURN: "DT", WARRANTY: "BH"}
+
+LEAK, SERVICE, OTHER = "leak", "service", "other"
+CATEGORIES = (LEAK, SERVICE, OTHER)
+
+
+# ---- choice steps (buttons that answer a step of the active flow) ---------------------------
+
+
+async def begin_with_choice(
+    ctx: Context, flow: Flow, values: dict[str, Any], choices: Sequence[tuple[str, str]]
+) -> None:
+    """Start `flow` at its first step, a choice, asked with one button per (label key,
+    value). A button sends `pick:<flow>:<step>:<value>`, which `pick_button` feeds to the
+    step's parser exactly as if the value had been typed; typed words work as well."""
+    if ctx.state is not None:
+        await ctx.uow.states.remove(ctx.state)
+        await ctx.uow.session.flush()
+    first = flow.steps[0]
+    ctx.state = ConversationState(
+        channel=ctx.inbound.channel,
+        chat_id=ctx.inbound.chat_id,
+        customer_id=ctx.customer.id if ctx.customer else None,
+        flow=flow.name,
+        step=first.name,
+        data={"values": values},
+        expires_at=ctx.now + ctx.config.draft_ttl,
+        updated_at=ctx.now,
+    )
+    await ctx.uow.states.save(ctx.state)
+    rows: list[tuple[Button, ...]] = [
+        (ctx.button(label, f"pick:{flow.name}:{first.name}:{value}"),) for label, value in choices
+    ]
+    rows.append((ctx.button("flow.btn.cancel", "f:cancel"),))
+    await ctx.reply(ctx.tr(first.prompt, **flow.prompt_params(ctx, values)), tuple(rows))
+
+
+@router.payload("pick")
+async def pick_button(ctx: Context) -> None:
+    parts = (ctx.inbound.payload or "").split(":", 3)
+    flow = engine.active_flow(ctx)
+    if (
+        len(parts) != 4
+        or flow is None
+        or ctx.state is None
+        or (flow.name, ctx.state.step) != (parts[1], parts[2])
+    ):
+        await ctx.reply(ctx.tr("flow.stale_button"))
+        return
+    ctx.inbound = replace(ctx.inbound, payload=None, text=parts[3], command=None, args="")
+    await engine.handle_input(ctx, flow)
+
+
+def _has(folded: str, *phrases: str) -> bool:
+    padded = f" {folded} "
+    return any(f" {phrase} " in padded for phrase in phrases)
+
+
+# ---- step parsers --------------------------------------------------------------------------
+
+
+def parse_category(answer: StepInput) -> str:
+    folded = fold(answer.text).strip(" .!?")
+    if folded in CATEGORIES:
+        return folded
+    if folded == "1" or _has(
+        folded, "lo", "ro ri", "leak", "leaked", "du lieu", "data", "bao mat", "privacy"
+    ):
+        return LEAK
+    if folded == "2" or _has(
+        folded, "don", "don hang", "dich vu", "order", "service", "giao hang", "san pham", "tranh"
+    ):
+        return SERVICE
+    if folded == "3" or _has(folded, "khac", "other", "van de khac"):
+        return OTHER
+    raise InvalidInput("complaint.category.unknown")
+
+
+def parse_text(answer: StepInput) -> str:
+    """A description or reason: 1–2000 characters of text."""
+    text = answer.text.strip()
+    if not text:
+        raise InvalidInput(
+            "support.text.photo_first" if answer.attachments else "support.text.empty"
+        )
+    if len(text) > MAX_TEXT:
+        raise InvalidInput("support.text.too_long", limit=MAX_TEXT, length=len(text))
+    return text
+
+
+def parse_photos(answer: StepInput) -> list[str]:
+    photos = [a.ref for a in answer.attachments if a.kind == "photo"]
+    if not photos:
+        raise InvalidInput("support.photos.need_photo", limit=MAX_PHOTOS)
+    return photos
+
+
+def _show_category(ctx: Context, value: Any) -> str:
+    return ctx.tr(f"complaint.choice.{value}") if value in CATEGORIES else str(value)
+
+
+# ---- the complaint flow --------------------------------------------------------------------
+
+CATEGORY_CHOICES = tuple((f"complaint.choice.{c}", c) for c in CATEGORIES)
+
+
+async def _file_complaint(ctx: Context, values: dict[str, Any]) -> None:
+    ticket = await create_ticket(
+        ctx,
+        kind=COMPLAINT,
+        category=str(values["category"]),
+        description=str(values["description"]),
+        photos=list(values.get("photos") or []),
+    )
+    key = "complaint.received_urgent" if ticket.urgent else "complaint.received"
+    await ctx.reply(
+        ctx.tr(key, code=ticket.code, hours=ctx.config.shop_hours),
+        ((ctx.button("support.btn.my_tickets", "mytickets"),),),
+    )
+
+
+COMPLAINT_FLOW = engine.register(
+    Flow(
+        name="complaint",
+        title="complaint.review_title",
+        on_complete=_file_complaint,
+        steps=(
+            Step(
+                "category",
+                "complaint.ask.category",
+                "complaint.field.category",
+                parse_category,
+                show=_show_category,
+            ),
+            Step(
+                "description",
+                "complaint.ask.description",
+                "complaint.field.description",
+                parse_text,
+            ),
+            Step(
+                "photos",
+                "complaint.ask.photos",
+                "support.field.photos",
+                parse_photos,
+                collect_max=MAX_PHOTOS,
+            ),
+        ),
+    )
+)
+
+
+@router.command("complaint", help_key="help.cmd.complaint")
+@router.payload("complaint")
+async def complaint_command(ctx: Context) -> None:
+    await start_complaint(ctx, {})
+
+
+@continuation("complaint")
+async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
+    if not await ensure_consent(ctx, then="complaint", context=context):
+        return
+    await begin_with_choice(ctx, COMPLAINT_FLOW, {}, CATEGORY_CHOICES)
+
+
+@router.command("complaints", help_key="help.cmd.complaints", locked_ok=True)
+@router.payload("mytickets", locked_ok=True)
+async def my_tickets(ctx: Context) -> None:
+    assert ctx.customer is not None
+    tickets = await tickets_of(ctx.uow.session, ctx.customer.id)
+    if not tickets:
+        await ctx.reply(
+            ctx.tr("support.tickets.none"), ((ctx.button("menu.complaint", "complaint"),),)
+        )
+        return
+    lines = [ctx.tr("support.tickets.title")]
+    lines += [
+        ctx.tr(
+            "support.tickets.line",
+            code=ticket.code,
+            what=describe(ctx.lang, ticket),
+            date=local_time(ticket.created_at),
+            status=ctx.tr(f"support.status.{ticket.status}"),
+        )
+        for ticket in tickets[:20]
+    ]
+    await ctx.reply("\n".join(lines))
+
+
+# ---- tickets: creation and the staff alert -------------------------------------------------
+
+
+def describe(lang: str, ticket: Ticket) -> str:
+    """ "Complaint (suspected data leak)", "Return request", ... in `lang`."""
+    what = t(lang, f"support.kind.{ticket.kind}")
+    if ticket.category in CATEGORIES:
+        what += f" ({t(lang, f'complaint.category.{ticket.category}')})"
+    return what
+
+
+async def create_ticket(
+    ctx: Context,
+    *,
+    kind: str,
+    description: str,
+    photos: list[str],
+    category: str | None = None,
+    order: Order | None = None,
+) -> Ticket:
+    """Store a ticket of the current customer and alert the staff chat (threaded under the
+    order's alert when the ticket is about an order)."""
+    assert ctx.customer is not None
+    repo = SupportRepository(ctx.uow.session)
+    ticket = await repo.add_ticket(
+        Ticket(
+            code=await new_support_code(repo, CODE_PREFIXES[kind]),
+            kind=kind,
+            category=category,
+            customer_id=ctx.customer.id,
+            order_id=order.id if order is not None else None,
+            channel=ctx.inbound.channel,
+            language=ctx.lang,
+            description=description,
+            photos=photos,
+            status=OPEN,
+            urgent=category == LEAK,
+            created_at=ctx.now,
+            last_announced_at=ctx.now,
+        )
+    )
+    await ctx.audit(
+        "ticket_created", subject=ticket.code, detail="urgent" if ticket.urgent else None
+    )
+    order_alert = await ctx.uow.outbox.latest_with_tag(order_tag(order)) if order else None
+    await ctx.to_staff(
+        render_alert(ctx.config, ticket, ctx.customer, order),
+        alert_buttons(ctx.config, ticket),
+        tag=ticket_tag(ticket),
+        reply_to=order_alert.id if order_alert else None,
+        customer_id=ctx.customer.id,
+    )
+    return ticket
+
+
+def mentions(config: ShopConfig) -> str:
+    """The staff admins, as Telegram mentions (HTML) — plain ids elsewhere once tags are
+    stripped."""
+    return ", ".join(
+        f'<a href="tg://user?id={admin}">@{admin}</a>' if admin.isdigit() else html.escape(admin)
+        for admin in sorted(config.staff_admin_ids)
+    )
+
+
+def render_alert(
+    config: ShopConfig, ticket: Ticket, customer: Customer | None, order: Order | None
+) -> str:
+    """The staff alert (HTML, every value escaped) with the ticket's current status."""
+    lang = config.default_language
+    e = html.escape
+
+    def row(key: str, value: str | None) -> str:
+        return f"<b>{e(t(lang, key))}:</b> {e(value) if value else '—'}"
+
+    if ticket.urgent:
+        title = f"🚨 <b>{e(t(lang, 'support.staff.urgent_title', code=ticket.code))}</b>"
+    else:
+        title = f"📝 <b>{e(t(lang, 'support.staff.title', code=ticket.code))}</b>"
+    name = customer.full_name if customer is not None and customer.full_name else None
+    who = t(
+        lang,
+        "support.staff.customer_line",
+        name=name or t(lang, "support.staff.no_name"),
+        customer=ticket.customer_id if ticket.customer_id is not None else "—",
+        channel=ticket.channel,
+        language=ticket.language,
+    )
+    lines = [
+        title,
+        row("support.staff.kind", describe(lang, ticket)),
+        row("support.staff.time", local_time(ticket.created_at)),
+    ]
+    if ticket.order_id is not None:
+        lines.append(row("support.staff.order", order.code if order is not None else None))
+    lines += [
+        row("support.staff.customer", who),
+        row("support.staff.description", ticket.description),
+        row("support.field.photos", ", ".join(ticket.photos) if ticket.photos else None),
+        "",
+        row("support.staff.status", _status_line(lang, ticket)),
+    ]
+    if ticket.response:
+        lines.append(row("support.staff.response", ticket.response))
+    if ticket.urgent and ticket.status == OPEN and config.staff_admin_ids:
+        lines.append(f"📣 {e(t(lang, 'support.staff.admins'))}: {mentions(config)}")
+    return "\n".join(lines)
+
+
+def _status_line(lang: str, ticket: Ticket) -> str:
+    parts = [t(lang, f"support.status.{ticket.status}")]
+    if ticket.acknowledged_at is not None:
+        parts.append(
+            t(
+                lang,
+                "support.staff.acknowledged_line",
+                name=ticket.acknowledged_by_name or ticket.acknowledged_by or "",
+                time=local_time(ticket.acknowledged_at),
+            )
+        )
+    if ticket.resolved_at is not None:
+        parts.append(
+            t(
+                lang,
+                "support.staff.resolved_line",
+                name=ticket.resolved_by_name or ticket.resolved_by or "",
+                time=local_time(ticket.resolved_at),
+            )
+        )
+    return " · ".join(parts)
+
+
+def alert_buttons(config: ShopConfig, ticket: Ticket) -> ButtonRows:
+    lang = config.default_language
+    buttons = []
+    if ticket.status == OPEN:
+        buttons.append(Button(t(lang, "support.staff.btn_ack"), f"cp:{ticket.id}:ack"))
+    if ticket.status != RESOLVED:
+        buttons.append(Button(t(lang, "support.staff.btn_resolve"), f"cp:{ticket.id}:resolve"))
+    return (tuple(buttons),) if buttons else ()
+
+
+async def _refresh_alert(ctx: Context, ticket: Ticket, customer: Customer | None) -> None:
+    order = await ctx.uow.orders.by_id(ticket.order_id) if ticket.order_id else None
+    alert = await ctx.uow.outbox.latest_with_tag(ticket_tag(ticket))
+    await ctx.to_staff(
+        render_alert(ctx.config, ticket, customer, order),
+        alert_buttons(ctx.config, ticket),
+        edit_of=alert.id if alert else None,
+        tag=ticket_tag(ticket),
+        customer_id=ticket.customer_id,
+    )
+
+
+async def _customer_of(ctx: Context, ticket: Ticket) -> Customer | None:
+    return await ctx.uow.customers.get(ticket.customer_id) if ticket.customer_id else None
+
+
+def _customer_language(ctx: Context, customer: Customer) -> str:
+    return pick_language(customer.language, None, ctx.config.default_language)
+
+
+# ---- staff actions -------------------------------------------------------------------------
+
+
+async def _ticket_from_payload(ctx: Context) -> tuple[Ticket | None, str]:
+    parts = (ctx.inbound.payload or "").split(":")
+    repo = SupportRepository(ctx.uow.session)
+    ticket = await repo.ticket(int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+    if ticket is None:
+        await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+        return None, ""
+    return ticket, parts[2]
+
+
+@router.payload("cp", staff=True)
+async def ticket_button(ctx: Context) -> None:
+    ticket, action = await _ticket_from_payload(ctx)
+    if ticket is None:
+        return
+    if action == "ack":
+        await acknowledge(ctx, ticket)
+    elif action == "resolve":
+        await ask_resolution(ctx, ticket)
+    else:
+        await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+
+
+async def acknowledge(ctx: Context, ticket: Ticket) -> None:
+    if ticket.status != OPEN:
+        await _already(ctx, ticket)
+        return
+    ticket.status = ACKNOWLEDGED
+    ticket.acknowledged_at = ctx.now
+    ticket.acknowledged_by = ctx.actor
+    ticket.acknowledged_by_name = ctx.inbound.user_display_name[:100] or None
+    await ctx.audit("ticket_acknowledged", subject=ticket.code)
+    customer = await _customer_of(ctx, ticket)
+    await _refresh_alert(ctx, ticket, customer)
+    if customer is not None:
+        lang = _customer_language(ctx, customer)
+        await ctx.to_customer(
+            customer,
+            "support.notify.acknowledged",
+            {"code": ticket.code, "what": describe(lang, ticket), "hours": ctx.config.shop_hours},
+        )
+
+
+async def ask_resolution(ctx: Context, ticket: Ticket) -> None:
+    if ticket.status == RESOLVED:
+        await _already(ctx, ticket)
+        return
+    # A reply to this prompt (Telegram) is taken as the response: see `resolution_reply`.
+    await ctx.to_staff(
+        ctx.staff_text("support.staff.resolve_how", code=ticket.code), tag=f"resolve:{ticket.id}"
+    )
+
+
+async def _already(ctx: Context, ticket: Ticket) -> None:
+    await ctx.to_staff(
+        ctx.staff_text(
+            "support.staff.already",
+            code=ticket.code,
+            status=t(ctx.config.default_language, f"support.status.{ticket.status}"),
+        )
+    )
+
+
+async def resolve(ctx: Context, ticket: Ticket, response: str) -> None:
+    response = response.strip()[:MAX_TEXT]
+    if not response:
+        await ctx.to_staff(ctx.staff_text("support.staff.resolve_usage"))
+        return
+    if ticket.status == RESOLVED:
+        await _already(ctx, ticket)
+        return
+    name = ctx.inbound.user_display_name[:100] or None
+    if ticket.acknowledged_at is None:
+        ticket.acknowledged_at, ticket.acknowledged_by = ctx.now, ctx.actor
+        ticket.acknowledged_by_name = name
+    ticket.status = RESOLVED
+    ticket.resolved_at, ticket.resolved_by, ticket.resolved_by_name = ctx.now, ctx.actor, name
+    customer = await _customer_of(ctx, ticket)
+    # The response is personal data of the customer: kept only while the customer exists.
+    ticket.response = response if customer is not None else None
+    await ctx.audit("ticket_resolved", subject=ticket.code)
+    await _refresh_alert(ctx, ticket, customer)
+    sent = None
+    if customer is not None:
+        lang = _customer_language(ctx, customer)
+        sent = await ctx.to_customer(
+            customer,
+            "support.notify.resolved",
+            {"code": ticket.code, "what": describe(lang, ticket), "response": response},
+        )
+    key = "support.staff.resolved" if sent is not None else "support.staff.customer_gone"
+    await ctx.to_staff(ctx.staff_text(key, code=ticket.code), tag=ticket_tag(ticket))
+
+
+def ticket_code(typed: str) -> str | None:
+    """The canonical ticket code in `typed` ("kn 7k3q9", "DT-7K3Q9", ...), or None."""
+    for prefix in CODE_PREFIXES.values():
+        if code := codes.normalize_code(typed, prefix):
+            return code
+    return None
+
+
+def leading_ticket_code(text: str) -> tuple[str | None, str]:
+    for prefix in CODE_PREFIXES.values():
+        code, rest = leading_code(text, prefix)
+        if code is not None:
+            return code, rest
+    return None, text.strip()
+
+
+@router.command("resolve", staff=True, help_key="help.staff.resolve")
+async def resolve_command(ctx: Context) -> None:
+    code, response = leading_ticket_code(ctx.inbound.args)
+    if code is None:
+        await ctx.to_staff(ctx.staff_text("support.staff.resolve_usage"))
+        return
+    ticket = await SupportRepository(ctx.uow.session).ticket_by_code(code)
+    if ticket is None:
+        await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+        return
+    await resolve(ctx, ticket, response)
+
+
+@early_staff_text
+async def resolution_reply(ctx: Context) -> None:
+    """A staff reply to the "how to resolve" prompt is the response to the customer."""
+    if not ctx.inbound.reply_to_message_id:
+        return
+    replied = await ctx.uow.outbox.by_platform_id(
+        ctx.inbound.channel, ctx.inbound.chat_id, ctx.inbound.reply_to_message_id
+    )
+    tag = replied.tag if replied is not None else None
+    if not tag or not tag.startswith("resolve:") or not tag[8:].isdigit():
+        return
+    ticket = await SupportRepository(ctx.uow.session).ticket(int(tag[8:]))
+    if ticket is None:
+        await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+        return
+    await resolve(ctx, ticket, ctx.inbound.text)
+
+
+@router.command("tickets", staff=True, help_key="help.staff.tickets")
+async def list_tickets(ctx: Context) -> None:
+    tickets = await SupportRepository(ctx.uow.session).unresolved()
+    if not tickets:
+        await ctx.to_staff(ctx.staff_text("support.staff.no_tickets"))
+        return
+    lang = ctx.config.default_language
+    lines = [
+        html.escape(
+            f"{'🚨 ' if ticket.urgent else ''}{ticket.code} · {describe(lang, ticket)} · "
+            f"{local_time(ticket.created_at)} · {t(lang, f'support.status.{ticket.status}')}"
+        )
+        for ticket in tickets
+    ]
+    await ctx.to_staff("\n".join(lines))
+
+
+# ---- re-announcement (periodic job) --------------------------------------------------------
+
+
+def reannounce_intervals(config: ShopConfig) -> tuple[timedelta, timedelta]:
+    """(normal, urgent) waiting times before an unacknowledged ticket is re-announced."""
+    normal = getattr(config, "ticket_reannounce_after", TICKET_REANNOUNCE_AFTER)
+    urgent = getattr(config, "urgent_ticket_reannounce_after", URGENT_TICKET_REANNOUNCE_AFTER)
+    return normal, urgent
+
+
+async def reannounce_due(uow: UnitOfWork, config: ShopConfig, now: datetime) -> int:
+    """Re-post every open ticket nobody acknowledged within its interval (urgent: 1 h, else
+    4 h since the last announcement) in the staff chat, threaded under its alert, with the
+    alert's buttons. Returns how many; the caller commits and wakes the delivery worker."""
+    normal, urgent = reannounce_intervals(config)
+    lang = config.default_language
+    count = 0
+    for ticket in await SupportRepository(uow.session).unacknowledged():
+        if ticket.erased_at is not None:
+            continue
+        since = ticket.last_announced_at or ticket.created_at
+        if now - since < (urgent if ticket.urgent else normal):
+            continue
+        waited = now - ticket.created_at
+        hours, minutes = divmod(int(waited.total_seconds()) // 60, 60)
+        text = html.escape(
+            t(
+                lang,
+                "support.staff.reannounce",
+                code=ticket.code,
+                what=describe(lang, ticket),
+                hours=hours,
+                minutes=f"{minutes:02d}",
+            )
+        )
+        if ticket.urgent and config.staff_admin_ids:
+            text = (
+                f"🚨 {text}\n📣 {html.escape(t(lang, 'support.staff.admins'))}: {mentions(config)}"
+            )
+        first = await uow.outbox.latest_with_tag(ticket_tag(ticket))
+        message = Outbound(
+            channel=config.staff_channel,
+            chat_id=config.staff_chat_id,
+            text=text,
+            buttons=alert_buttons(config, ticket),
+            html=True,
+            reply_to=first.id if first else None,
+            tag=ticket_tag(ticket),
+        )
+        await uow.outbox.add(
+            message.channel, message.chat_id, message.to_json(), now, tag=message.tag
+        )
+        ticket.last_announced_at = now
+        await uow.audit.add(now, "system", "ticket_reannounced", subject=ticket.code)
+        count += 1
+    return count
+
+
+# ---- data rights: what /mydata, export and erasure use -------------------------------------
+
+
+async def tickets_of(session: AsyncSession, customer_id: int) -> Sequence[Ticket]:
+    """The customer's tickets, newest first (for /complaints, /mydata and the export)."""
+    return await SupportRepository(session).tickets_of(customer_id)
+
+
+async def erase_customer_tickets(
+    session: AsyncSession, customer_id: int, now: datetime
+) -> list[str]:
+    """Clear description, photos and response of the customer's tickets, detach them and
+    their support threads from the customer; returns the staff-chat tags ("ticket:<id>",
+    "support:<id>") whose copies must be redacted. Fits `erasure.EXTRA_ERASERS`."""
+    return await SupportRepository(session).erase_customer(customer_id, now)

@@ -1,0 +1,309 @@
+"""Talk to staff outside an order, and the relay shared with order conversations.
+
+Customer side: `/staff`, the "talk" button or the talk-to-staff intent opens a support
+thread "TK-XXXXX" (consent first: the messages are stored). The staff chat gets an alert
+with a "close" button (`tk:<id>:close`). While the thread is open, every free-text message
+of the customer is relayed to the staff chat under that alert.
+
+Staff side: a reply to any message of the thread (Telegram), "TK-XXXXX text" or
+`/reply TK-XXXXX text` goes back to the customer; the close button or `/close TK-XXXXX` ends
+the conversation and the customer is told.
+
+The relay itself — store a `RelayedMessage` in the thread and post it to the staff chat
+under the thread's first message, or deliver a staff answer to the customer — is
+`relay_from_customer` / `relay_to_customer` below; order conversations use the same two
+functions with thread "order:<id>".
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from handlers.context import ButtonRows, Context
+from handlers.flows.consent import continuation, ensure_consent
+from handlers.i18n import t
+from handlers.messages import Button
+from handlers.orders import codes
+from handlers.orders.service import local_time
+from handlers.router import Handler, router
+from storage.models import Customer
+from storage.support import SupportRepository, SupportThread, thread_tag
+
+THREAD_PREFIX = "TK"
+MAX_RELAY_CHARS = 2000
+
+# ---- free-text handlers that run before the feature handlers -------------------------------
+
+_EARLY: list[Handler] = []
+_EARLY_STAFF: list[Handler] = []
+
+
+def early_text(handler: Handler) -> Handler:
+    """Register a free-text handler ahead of those registered with `@router.text` (the order
+    relay), whatever the import order; early handlers keep their own registration order.
+    An open support thread must see the text first, then the knowledge base / intents."""
+    router.text_handlers.insert(len(_EARLY), handler)
+    _EARLY.append(handler)
+    return handler
+
+
+def early_staff_text(handler: Handler) -> Handler:
+    """The same for staff-chat text: a reply to a support message is ours even when it
+    starts with an order code."""
+    router.staff_text_handlers.insert(len(_EARLY_STAFF), handler)
+    _EARLY_STAFF.append(handler)
+    return handler
+
+
+# ---- the shared relay ----------------------------------------------------------------------
+
+
+async def relay_from_customer(ctx: Context, thread: str, heading: str, text: str) -> None:
+    """Customer → staff: store `text` in `thread` and post it to the staff chat, threaded
+    under the thread's first staff message. `heading` is escaped HTML (`ctx.staff_text`)."""
+    assert ctx.customer is not None
+    text = text.strip()[:MAX_RELAY_CHARS]
+    first = await ctx.uow.outbox.latest_with_tag(thread)
+    await ctx.uow.orders.add_relayed(ctx.customer.id, thread, "in", text, ctx.now)
+    await ctx.to_staff(
+        f"{heading}\n{html.escape(text)}",
+        reply_to=first.id if first else None,
+        tag=thread,
+        customer_id=ctx.customer.id,
+    )
+
+
+async def relay_to_customer(
+    ctx: Context,
+    customer: Customer,
+    thread: str,
+    key: str,
+    params: dict[str, object],
+    text: str,
+    confirmation: str,
+) -> bool:
+    """Staff → customer: deliver `text` with catalog message `key` (its `{text}` placeholder
+    gets the text, `params` the rest) in the customer's language, store it in `thread`, and
+    post `confirmation` (escaped HTML) in the staff chat. False when the customer cannot be
+    reached through the bot (nothing stored or sent then)."""
+    text = text.strip()[:MAX_RELAY_CHARS]
+    sent = await ctx.to_customer(customer, key, {**params, "text": text})
+    if sent is None:
+        return False
+    await ctx.uow.orders.add_relayed(customer.id, thread, "out", text, ctx.now, ctx.actor)
+    await ctx.to_staff(confirmation, tag=thread)
+    return True
+
+
+async def replied_thread(ctx: Context) -> str | None:
+    """The thread tag ("order:12", "support:3", ...) of the staff-chat message a staff reply
+    answers, if it answers one of the bot's messages."""
+    if not ctx.inbound.reply_to_message_id:
+        return None
+    replied = await ctx.uow.outbox.by_platform_id(
+        ctx.inbound.channel, ctx.inbound.chat_id, ctx.inbound.reply_to_message_id
+    )
+    return replied.tag if replied is not None else None
+
+
+def leading_code(text: str, prefix: str) -> tuple[str | None, str]:
+    """Split "TK-7K3Q9 text" (or "tk 7k3q9 text") into the canonical code and the rest."""
+    head, _, rest = text.strip().partition(" ")
+    code = codes.normalize_code(head, prefix)
+    if code is None:
+        second, _, after = rest.partition(" ")
+        code = codes.normalize_code(f"{head} {second}", prefix)
+        rest = after if code else rest
+    return code, rest.strip()
+
+
+async def new_support_code(repo: SupportRepository, prefix: str) -> str:
+    code = codes.new_code(prefix)
+    while await repo.code_exists(code):
+        code = codes.new_code(prefix)
+    return code
+
+
+# ---- customer side -------------------------------------------------------------------------
+
+
+@router.command("staff", help_key="help.cmd.staff")
+@router.payload("talk")
+async def talk_command(ctx: Context) -> None:
+    await open_talk(ctx, {})
+
+
+@continuation("talk")
+async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
+    """Open a support thread (or point to the one already open)."""
+    if not await ensure_consent(ctx, then="talk", context=context):
+        return
+    assert ctx.customer is not None
+    repo = SupportRepository(ctx.uow.session)
+    thread = await repo.open_thread_of(ctx.customer.id)
+    if thread is not None:
+        await ctx.reply(ctx.tr("talk.already_open", code=thread.code))
+        return
+    thread = await repo.add_thread(
+        SupportThread(
+            code=await new_support_code(repo, THREAD_PREFIX),
+            customer_id=ctx.customer.id,
+            opened_at=ctx.now,
+        )
+    )
+    await ctx.audit("support_thread_opened", subject=thread.code)
+    await ctx.to_staff(
+        render_thread_alert(ctx, thread, ctx.customer),
+        thread_buttons(ctx, thread),
+        tag=thread_tag(thread),
+        customer_id=ctx.customer.id,
+    )
+    await ctx.reply(ctx.tr("talk.opened", code=thread.code, hours=ctx.config.shop_hours))
+
+
+@early_text
+async def relay_open_thread(ctx: Context) -> None:
+    """While a support thread is open, the customer's free text goes to the staff chat."""
+    if ctx.customer is None or not ctx.inbound.text.strip():
+        return
+    thread = await SupportRepository(ctx.uow.session).open_thread_of(ctx.customer.id)
+    if thread is None:
+        return
+    heading = ctx.staff_text("talk.staff.from_customer", code=thread.code)
+    await relay_from_customer(ctx, thread_tag(thread), heading, ctx.inbound.text)
+    await ctx.reply(ctx.tr("talk.relayed"))
+
+
+# ---- staff side ----------------------------------------------------------------------------
+
+
+def render_thread_alert(ctx: Context, thread: SupportThread, customer: Customer | None) -> str:
+    lang = ctx.config.default_language
+    name = customer.full_name if customer is not None and customer.full_name else None
+    lines = [
+        f"💬 <b>{html.escape(t(lang, 'talk.staff.alert_title', code=thread.code))}</b>",
+        ctx.staff_text(
+            "talk.staff.alert_customer",
+            name=name or t(lang, "support.staff.no_name"),
+            customer=thread.customer_id if thread.customer_id is not None else "—",
+            time=local_time(thread.opened_at),
+        ),
+    ]
+    if thread.closed_at is None:
+        lines.append(ctx.staff_text("talk.staff.alert_hint", code=thread.code))
+    else:
+        lines.append(ctx.staff_text("talk.staff.alert_closed", time=local_time(thread.closed_at)))
+    return "\n".join(lines)
+
+
+def thread_buttons(ctx: Context, thread: SupportThread) -> ButtonRows:
+    if thread.closed_at is not None:
+        return ()
+    label = t(ctx.config.default_language, "talk.staff.btn_close")
+    return ((Button(label, f"tk:{thread.id}:close"),),)
+
+
+async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
+    code = codes.normalize_code(typed.strip(), THREAD_PREFIX)
+    thread = await SupportRepository(ctx.uow.session).thread_by_code(code) if code else None
+    if thread is None:
+        await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
+    return thread
+
+
+@early_staff_text
+async def staff_reply(ctx: Context) -> None:
+    """A reply to a support-thread message, or "TK-XXXXX text", goes to the customer."""
+    repo = SupportRepository(ctx.uow.session)
+    text = ctx.inbound.text.strip()
+    thread: SupportThread | None = None
+    tag = await replied_thread(ctx)
+    if tag and tag.startswith("support:") and tag[8:].isdigit():
+        thread = await repo.thread(int(tag[8:]))
+    if thread is None:
+        code, rest = leading_code(text, THREAD_PREFIX)
+        if code is None:
+            return
+        thread = await repo.thread_by_code(code)
+        if thread is None:
+            await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
+            return
+        text = rest
+    await answer_in_thread(ctx, thread, text)
+
+
+@router.command("reply", staff=True, help_key="help.staff.reply")
+async def reply_command(ctx: Context) -> None:
+    code, text = leading_code(ctx.inbound.args, THREAD_PREFIX)
+    if code is None:
+        await ctx.to_staff(ctx.staff_text("talk.staff.reply_usage"))
+        return
+    thread = await SupportRepository(ctx.uow.session).thread_by_code(code)
+    if thread is None:
+        await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
+        return
+    await answer_in_thread(ctx, thread, text)
+
+
+async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> None:
+    if not text.strip():
+        await ctx.to_staff(ctx.staff_text("talk.staff.empty"))
+        return
+    if thread.closed_at is not None:
+        await ctx.to_staff(ctx.staff_text("talk.staff.already_closed", code=thread.code))
+        return
+    customer = (
+        await ctx.uow.customers.get(thread.customer_id) if thread.customer_id is not None else None
+    )
+    delivered = customer is not None and await relay_to_customer(
+        ctx,
+        customer,
+        thread_tag(thread),
+        "talk.staff_message",
+        {"code": thread.code},
+        text,
+        ctx.staff_text("talk.staff.relayed", code=thread.code),
+    )
+    if not delivered:
+        await ctx.to_staff(ctx.staff_text("talk.staff.customer_gone", code=thread.code))
+
+
+@router.payload("tk", staff=True)
+async def thread_button(ctx: Context) -> None:
+    parts = (ctx.inbound.payload or "").split(":")
+    repo = SupportRepository(ctx.uow.session)
+    thread = await repo.thread(int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+    if thread is None or parts[2] != "close":
+        await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
+        return
+    await close_thread(ctx, thread)
+
+
+@router.command("close", staff=True, help_key="help.staff.close")
+async def close_command(ctx: Context) -> None:
+    thread = await _thread_by_code(ctx, ctx.inbound.args)
+    if thread is not None:
+        await close_thread(ctx, thread)
+
+
+async def close_thread(ctx: Context, thread: SupportThread) -> None:
+    if thread.closed_at is not None:
+        await ctx.to_staff(ctx.staff_text("talk.staff.already_closed", code=thread.code))
+        return
+    thread.closed_at = ctx.now
+    thread.closed_by = ctx.actor
+    await ctx.audit("support_thread_closed", subject=thread.code)
+    customer = (
+        await ctx.uow.customers.get(thread.customer_id) if thread.customer_id is not None else None
+    )
+    alert = await ctx.uow.outbox.latest_with_tag(thread_tag(thread))
+    await ctx.to_staff(
+        render_thread_alert(ctx, thread, customer),
+        edit_of=alert.id if alert else None,
+        tag=thread_tag(thread),
+        customer_id=thread.customer_id,
+    )
+    await ctx.to_staff(ctx.staff_text("talk.staff.closed", code=thread.code))
+    if customer is not None:
+        await ctx.to_customer(customer, "talk.closed", {"code": thread.code})
