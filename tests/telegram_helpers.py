@@ -260,9 +260,8 @@ async def running_bot(api: FakeTelegramAPI, settings: Settings) -> AsyncIterator
 
     task = asyncio.create_task(run_channels(settings, stop=stop, started=started))
     try:
-        done, _ = await asyncio.wait(
-            {task, ready}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
-        )
+        waiting: set[asyncio.Future[Any]] = {task, ready}
+        done, _ = await asyncio.wait(waiting, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             await task  # raises the start-up error
             raise AssertionError("run_channels returned before `started`")

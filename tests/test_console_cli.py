@@ -115,17 +115,29 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def test_first_contact_consent_then_menu_in_vietnamese(data_dir: Path) -> None:
-    out = chat(data_dir, "/start", "1")
+    out = chat(
+        data_dir,
+        "/start",
+        "",  # an empty line
+        "/nosuchcommand",
+        "42",  # a button number that the consent question does not have
+        "\x00\x07",  # only control characters
+        "1",  # "I agree"
+    )
     assert_in_order(
         out,
         tr("core.greeting"),
         first_line("consent.notice"),
         f"[1] {tr('consent.btn.agree')}",
+        tr("core.empty_message"),
+        tr("core.unknown_command", command="nosuchcommand"),
+        tr("console.no_such_button", number=42),
+        tr("core.empty_message"),
         tr("consent.thanks"),
         tr("core.menu_intro"),
         f"[1] {tr('menu.order')}",
     )
-    assert (data_dir / "vietartview.db").exists()
+    assert (data_dir / "vietartview.db").exists()  # created on first use
 
 
 def test_english_with_lang_option(data_dir: Path) -> None:
@@ -241,32 +253,20 @@ def test_bad_input_gets_clear_replies_and_nfd_names_are_composed(data_dir: Path)
     assert "x" * 200 not in out  # a long line is not echoed back
 
 
-def test_bad_input_outside_a_flow(data_dir: Path) -> None:
-    out = chat(data_dir, "/start", "", "/nosuchcommand", "42", "\x00\x07")
-    assert_in_order(
-        out,
-        tr("core.greeting"),
-        tr("core.empty_message"),
-        tr("core.unknown_command", command="nosuchcommand"),
-        tr("console.no_such_button", number=42),
-        tr("core.empty_message"),
-    )
-
-
 # ---- other subcommands ------------------------------------------------------------------------
 
 
 def test_help_for_the_program_and_every_subcommand(data_dir: Path) -> None:
     main_help = run_bot("--help", data_dir=data_dir)
     assert main_help.returncode == 0 and main_help.stderr == ""
-    assert "usage:" in main_help.stdout
-    commands = re.findall(r"^\s{4}([a-z][a-z-]+)\s", main_help.stdout, flags=re.MULTILINE)
-    assert {"run", "chat", "migrate"} <= set(commands)
-    started = {command: start_bot(command, "--help", data_dir=data_dir) for command in commands}
-    for command, proc in started.items():
+    assert "usage: python -m bot" in main_help.stdout
+    listed = re.findall(r"^\s{4}([a-z][a-z-]+)\s", main_help.stdout, flags=re.MULTILINE)
+    assert {"run", "chat", "migrate"} <= set(listed)
+    started = {command: start_bot(command, "--help", data_dir=data_dir) for command in listed}
+    for command, proc in started.items():  # every listed subcommand explains itself
         result = finish(proc)
         assert result.returncode == 0 and result.stderr == "", command
-        assert f"python -m bot {command}" in result.stdout
+        assert f"usage: python -m bot {command}" in result.stdout
         if command == "chat":
             assert "--lang" in result.stdout and "--user" in result.stdout
     assert not data_dir.exists()  # asking for help touches nothing
@@ -294,7 +294,6 @@ def test_run_without_tokens_starts_the_console(data_dir: Path) -> None:
 MALFORMED = [
     ("WEBHOOK_PORT", "abc"),
     ("STAFF_ADMIN_IDS", "1,x"),
-    ("DEFAULT_LOCALE", "xx"),
     ("TELEGRAM_API_BASE_URL", "telegram-secret-value"),
 ]
 
@@ -330,9 +329,10 @@ def _without_root_override() -> list[str]:
     "write (the inbox insert in Runtime.receive) raises OperationalError, which bot/__main__.py "
     "does not catch: a traceback (with the message text in the SQL parameters) instead of one line",
 )
-def test_read_only_database_file(data_dir: Path) -> None:
-    assert run_bot("migrate", data_dir=data_dir).returncode == 0
+def test_read_only_database_file(data_dir: Path, migrated_template: Path) -> None:
+    data_dir.mkdir(parents=True)
     database = data_dir / "vietartview.db"
+    shutil.copyfile(migrated_template, database)  # a valid, up-to-date database
     database.chmod(0o444)
     before = _sha256(database)
     try:
@@ -360,9 +360,9 @@ def test_data_dir_that_cannot_be_created(tmp_path: Path) -> None:
     blocker = tmp_path / "run" / "occupied"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("a file, not a folder")
-    for command in ("chat", "migrate"):
-        result = run_bot(command, data_dir=blocker / "data", stdin="/start\n", cwd=tmp_path)
-        assert_one_clear_line(result, str(blocker / "data"))
+    result = run_bot("chat", data_dir=blocker / "data", stdin="/start\n", cwd=tmp_path)
+    assert_one_clear_line(result, str(blocker / "data"))
+    assert result.stdout == ""
 
 
 # ---- crash in the middle of an order ----------------------------------------------------------

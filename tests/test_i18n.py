@@ -129,7 +129,7 @@ def collect_families() -> dict[str, list[str]]:
             head = node.values[0]
             if _looks_like_an_id(head, FAMILY_PREFIX):
                 assert isinstance(head, ast.Constant)
-                families.setdefault(head.value, []).append(f"{where}:{node.lineno}")
+                families.setdefault(str(head.value), []).append(f"{where}:{node.lineno}")
     return families
 
 

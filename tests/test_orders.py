@@ -143,7 +143,7 @@ async def test_a_rejected_answer_gets_the_reason_and_the_same_question_and_keeps
 
     assert len(replies) == 1
     message = replies[0].text
-    assert message.startswith(tr(reason, **params))  # the reason first …
+    assert message.startswith(tr(reason, "vi", **params))  # the reason first …
     assert first_line(f"order.ask.{step}") in message  # … then the same question again
     assert await draft(harness) == before  # nothing answered so far is lost
 
@@ -201,6 +201,23 @@ async def test_a_multiline_address_is_stored_on_one_line(harness: Harness) -> No
 async def test_address_abbreviations_are_not_mistaken_for_links(harness: Harness) -> None:
     await harness.place_order("1", address="Số 5 ngõ 12, xã Tiền Phong, H.Me Linh, Hà Nội")
     assert (await only_order(harness)).address == "Số 5 ngõ 12, xã Tiền Phong, H.Me Linh, Hà Nội"
+
+
+@pytest.mark.parametrize("wish", ["tôi muốn mua tranh", "dat hang", "I want to order"])
+async def test_an_order_starts_from_free_text(harness: Harness, wish: str) -> None:
+    await harness.consent("1")
+    replies = await harness.say("1", wish)
+    assert first_line("order.ask.full_name") in joined(replies) or first_line(
+        "order.ask.full_name", "en"
+    ) in joined(replies)
+    assert (await draft(harness))[0] == "full_name"
+
+
+async def test_the_order_button_of_the_menu_starts_an_order(harness: Harness) -> None:
+    menu = await harness.consent("1")
+    assert "order" in [b.payload for m in menu for b in flat_buttons(m)]
+    replies = await harness.press("1", "order")
+    assert first_line("order.ask.full_name") in joined(replies)
 
 
 async def test_cancel_anywhere_in_the_order_drops_the_draft(harness: Harness) -> None:

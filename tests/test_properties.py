@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from handlers.i18n import LANGUAGES
+from handlers.messages import Outbound
 from storage.db import create_engine, migrate_to_head, session_factory
 from tests.helpers import START_TIME, FakeClock, Harness, to_chat, tr
 
@@ -120,7 +122,7 @@ def _remove(database: Path) -> None:
         leftover.unlink()
 
 
-async def check_answered(h: Harness, user: str, replies: list) -> None:  # type: ignore[type-arg]
+async def check_answered(h: Harness, user: str, replies: list[Outbound]) -> None:
     own = to_chat(replies, user)
     assert own, "no reply"
     assert not APOLOGIES & {m.text for m in own}, "the handler failed"
@@ -180,14 +182,15 @@ NASTY = [
 ]
 
 
-def nasty_examples(test):  # type: ignore[no-untyped-def]
+def nasty_examples(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Always try the classic troublemakers, besides what hypothesis generates."""
     for text in NASTY:
         test = example(text=text)(test)
     return test
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=10,
+    max_examples=6,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -223,7 +226,7 @@ payloads = st.one_of(
 
 
 @settings(
-    max_examples=30,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

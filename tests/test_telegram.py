@@ -2,12 +2,19 @@
 over HTTP against the fake Bot API server (`tests/fakes/telegram_api.py`) on 127.0.0.1.
 
 Each test asserts what a customer or the staff would notice: the exact Bot API calls and
-their parameters, and what ends up in the database.
+their parameters, and what ends up in the database. No timed asserts: a step is over when its
+update was confirmed (polling offset) or answered (webhook) and the runtime is idle with no
+outbox row due (`TelegramBot.send`); retries are awaited, never raced.
+
+`run_channels` takes no delivery policy or timeouts, so failures use small `retry_after`
+values and the real 1 s backoff, and the timeout test shortens the client's read timeout by
+patching `bot.channels.telegram.build_application` (the only seam).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,7 +27,7 @@ from bot.channels import telegram as telegram_channel
 from handlers.router import router
 from storage.models import AuditEntry, ChannelIdentity, ConversationState
 from storage.repositories import UnitOfWork
-from tests.fakes.telegram_api import Call, FakeTelegramAPI
+from tests.fakes.telegram_api import Call, FakeTelegramAPI, UploadedFile
 from tests.telegram_helpers import (
     CUSTOMER,
     ORDER_ADDRESS,
@@ -60,6 +67,11 @@ async def api() -> AsyncIterator[FakeTelegramAPI]:
     async with FakeTelegramAPI(token=TOKEN) as fake:
         yield fake
         await release_long_poll(fake)
+
+
+def bot_calls_since(api: FakeTelegramAPI, mark: int) -> list[Call]:
+    """Bot API calls after position `mark`, without typing indicators (timing-dependent)."""
+    return [c for c in api.requests[mark:] if c.method != "sendChatAction"]
 
 
 # ---- 1. a full order, the staff alert, a staff tap, the customer's notification ------------
@@ -215,6 +227,57 @@ async def test_full_order_staff_alert_claim_and_customer_notification(
         assert claimed.status == "claimed" and claimed.claimed_by == str(STAFF_MEMBER)
 
 
+# ---- 1b. rendering: reply-keyboard buttons, documents ----------------------------------------
+
+
+async def test_reply_keyboard_buttons_map_back_to_their_payloads(
+    api: FakeTelegramAPI, tmp_path: Path
+) -> None:
+    async with running_bot(api, telegram_settings(tmp_path, api)) as bot:
+        await consent(bot, CUSTOMER)
+        await bot.send(api.text_update(CUSTOMER, "/order"))
+        await bot.send(api.text_update(CUSTOMER, ORDER_NAME))
+
+        # "Back" on the reply keyboard arrives as its label and acts as the button.
+        calls = await bot.send(api.text_update(CUSTOMER, tr("flow.btn.back")))
+        assert texts_to(calls, CUSTOMER) == [html.escape(tr("order.ask.full_name"))]
+        calls = await bot.send(api.text_update(CUSTOMER, ORDER_NAME))
+        (phone_prompt,) = sends_to(calls, CUSTOMER)
+        assert phone_prompt["reply_markup"]["keyboard"][0][0]["request_contact"] is True
+
+        # A typed number works as well as the contact button, and takes the keyboard away.
+        calls = await bot.send(api.text_update(CUSTOMER, "0912 345 678"))
+        ack, address_prompt = sends_to(calls, CUSTOMER)
+        assert ack["reply_markup"] == {"remove_keyboard": True}
+        assert address_prompt["text"] == html.escape(tr("order.ask.address"))
+
+
+async def test_documents_are_sent_as_files(api: FakeTelegramAPI, tmp_path: Path) -> None:
+    async with running_bot(api, telegram_settings(tmp_path, api)) as bot:
+        code = await place_order(bot, CUSTOMER)
+
+        calls = await bot.send(api.text_update(CUSTOMER, "/export"))
+        (export,) = [c for c in calls if c.method == "sendDocument"]
+        assert export.failed is None and export["chat_id"] == CUSTOMER
+        assert export["caption"] == html.escape(tr("rights.export.ready"))
+        upload = export["document"]
+        assert isinstance(upload, UploadedFile)
+        assert re.fullmatch(r"vietartview-data-\d{8}\.json", upload.filename)
+        data = json.loads(upload.content)
+        assert data["profile"]["full_name"] == ORDER_NAME
+        assert [o["code"] for o in data["orders"]] == [code]
+
+        calls = await bot.send(
+            api.text_update(STAFF_MEMBER, "/export", chat_id=STAFF_CHAT, chat_type="supergroup")
+        )
+        (csv_file,) = [c for c in calls if c.method == "sendDocument"]
+        assert csv_file.failed is None and csv_file["chat_id"] == STAFF_CHAT
+        assert csv_file["parse_mode"] == "HTML"
+        content = csv_file["document"].content.decode("utf-8-sig")
+        assert content.splitlines()[0].startswith("code,status,created_at,full_name")
+        assert code in content and ORDER_NAME in content
+
+
 # ---- 2. command menus -----------------------------------------------------------------------
 
 
@@ -283,7 +346,7 @@ async def test_webhook_mode_checks_the_secret_and_stores_before_answering(
         assert forged.status_code == 403
         await bot.settle()
         assert await inbox_count(bot.runtime) == 1
-        assert api.requests[mark:] == []
+        assert bot_calls_since(api, mark) == []
 
         # The same update POSTed twice (Telegram retrying after a lost 200): processed once.
         update = api.text_update(CUSTOMER, "/privacy")
@@ -300,7 +363,7 @@ async def test_webhook_mode_checks_the_secret_and_stores_before_answering(
         assert post.status_code == 200
         await bot.settle()
         assert await inbox_count(bot.runtime) == 2
-        assert api.requests[mark:] == []
+        assert bot_calls_since(api, mark) == []
 
 
 async def test_webhook_secret_is_generated_when_not_configured(
@@ -383,7 +446,7 @@ async def test_staff_alert_timeout_is_retried_and_never_lost(
     monkeypatch.setattr(
         telegram_channel,
         "build_application",
-        lambda token, base_url: build(token, base_url, read_timeout=0.5),
+        lambda token, base_url: build(token, base_url, read_timeout=1.0),
     )
     api.timeout_delay = 3.0  # longer than the client's read timeout: the answer is "lost"
     async with running_bot(api, telegram_settings(tmp_path, api)) as bot:

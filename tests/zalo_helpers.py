@@ -280,8 +280,8 @@ class RunningBot:
     async def settle(self) -> None:
         """Until every stored inbound is handled and every due outbox row was tried.
 
-        `Runtime.idle()` alone can return while a row created during the last delivery pass
-        (a staff notice about a failed send) is still due, hence the loop."""
+        `Runtime.idle()` repeated until no row is due, so rows that a delivery pass itself
+        creates (a staff notice about a failed send) are delivered too."""
         for _ in range(50):
             await self.runtime.idle(limit=WAIT)
             if not await due_outbox_rows(self.runtime):
