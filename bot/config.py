@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     carrier_name: str = "Giao Hàng Nhanh"
     shop_hours: str = "8:00–21:00"
     retention_days: int = Field(default=730, ge=0)
+    mydata_delete_after_seconds: int = Field(default=300, ge=0)
+    ticket_reannounce_hours: float = Field(default=4, gt=0)
+    urgent_ticket_reannounce_hours: float = Field(default=1, gt=0)
+    flood_limit: int = Field(default=20, gt=0)
+    flood_window_seconds: float = Field(default=60, gt=0)
 
     @field_validator("staff_admin_ids", mode="before")
     @classmethod

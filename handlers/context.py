@@ -36,6 +36,11 @@ class ShopConfig:
     carrier_name: str = "Giao Hàng Nhanh"
     shop_hours: str = "8:00–21:00"
     retention_days: int = 730  # inactive customers are erased after this; 0 disables
+    mydata_delete_after: timedelta = timedelta(minutes=5)  # /mydata removes itself (shared devices)
+    ticket_reannounce_after: timedelta = timedelta(hours=4)
+    urgent_ticket_reannounce_after: timedelta = timedelta(hours=1)
+    flood_limit: int = 20  # messages per customer …
+    flood_window: timedelta = timedelta(seconds=60)  # … within this window
     catalog: Catalog = field(default_factory=Catalog)
 
 

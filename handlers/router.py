@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from handlers.context import Context
 
@@ -37,6 +38,7 @@ class Router:
         self.payloads: dict[str, Route] = {}
         self.text_handlers: list[Handler] = []
         self.staff_text_handlers: list[Handler] = []
+        self._priorities: dict[Handler, int] = {}
         self.menu: list[MenuItem] = []
 
     def command(
@@ -76,15 +78,23 @@ class Router:
 
         return decorator
 
-    def text(self, handler: Handler) -> Handler:
-        """Free text outside any flow; handlers run in registration order until one answers."""
-        self.text_handlers.append(handler)
-        return handler
+    def text(self, handler: Handler | None = None, *, priority: int = 100) -> Any:
+        """Free text outside any flow. Handlers run by priority (lower first; equal ones in
+        registration order) until one answers: `@router.text` or `@router.text(priority=10)`."""
+        return self._ordered(self.text_handlers, handler, priority)
 
-    def staff_text(self, handler: Handler) -> Handler:
-        """Plain messages in the staff chat (e.g. replies to an order alert)."""
-        self.staff_text_handlers.append(handler)
-        return handler
+    def staff_text(self, handler: Handler | None = None, *, priority: int = 100) -> Any:
+        """Plain messages in the staff chat (e.g. replies to an order alert), ordered the same."""
+        return self._ordered(self.staff_text_handlers, handler, priority)
+
+    def _ordered(self, table: list[Handler], handler: Handler | None, priority: int) -> Any:
+        def add(fn: Handler) -> Handler:
+            self._priorities[fn] = priority
+            table.append(fn)
+            table.sort(key=lambda h: self._priorities[h])  # stable: keeps registration order
+            return fn
+
+        return add(handler) if handler is not None else add
 
     def menu_item(self, label_key: str, payload: str) -> None:
         self.menu.append(MenuItem(label_key, payload))

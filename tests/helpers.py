@@ -6,7 +6,7 @@ Typical use (the `harness` fixture in `conftest.py` builds one on a fresh databa
     async def test_something(harness: Harness) -> None:
         await harness.consent("1")                       # /start + "I agree"
         replies = await harness.say("1", "/order")       # Outbounds delivered for this step
-        assert tr("order.ask.full_name") in texts(replies)[0]
+        assert first_line("order.ask.full_name") in joined(replies)
         await harness.press("1", harness.payload_of("1", "flow.btn.cancel"))
 
 Everything goes through `Runtime.receive` and `Runtime.idle`, exactly like a real channel:
@@ -20,6 +20,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,9 @@ def _make_error(error: BaseException | type[BaseException] | str) -> BaseExcepti
     raise ValueError(f"unknown failure kind {error!r}")
 
 
+@cache
 def example_catalog() -> Catalog:
+    """`handlers/orders/catalog.example.toml`, loaded once."""
     return Catalog.load(EXAMPLE_CATALOG)
 
 
@@ -228,10 +231,10 @@ class Harness:
     """Drives one `Runtime` on a migrated database, one step at a time.
 
     Each step (`say`, `press`, `contact`, `photo`, `staff`, `send`) advances the clock by
-    `pace`, stores an `Inbound` with a
-    fresh dedupe key through `runtime.receive`, waits for `runtime.idle()`, and returns the
-    `Outbound`s delivered during that step (to anyone: the customer, the staff chat, other
-    customers). Private chats use the user id as chat id.
+    `pace`, stores an `Inbound` with a fresh dedupe key through `runtime.receive`, waits for
+    `runtime.idle()`, and returns the `Outbound`s delivered during that step (to anyone: the
+    customer, the staff chat, other customers). Private chats use the user id as chat id.
+    Staff write in `config.staff_chat_id` (`STAFF`) on the same "console" channel.
     """
 
     _instances = itertools.count(1)

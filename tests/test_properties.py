@@ -40,6 +40,7 @@ STATES = (
     "editing",  # chose "edit 3" on the review
     "saved_offer",  # returning customer, offered the saved details
     "open_order",  # idle with an order staff have not finished
+    "expired",  # a review left for longer than the draft TTL
 )
 EXPECTED_STEP = {
     "consent_pending": "consent",
@@ -52,7 +53,9 @@ EXPECTED_STEP = {
     "review": "_review",
     "editing": "address",
     "saved_offer": "_saved",
+    "expired": "_review",
 }
+LATER = {"expired": timedelta(hours=25)}  # when the example happens, after preparation
 APOLOGIES = {tr("core.internal_error", lang) for lang in LANGUAGES}
 
 
@@ -73,7 +76,7 @@ async def _prepare(url: str) -> None:
                 await h.say(user, "/order")
             elif state == "idle":
                 await h.consent(user)
-            elif state in ("review", "editing"):
+            elif state in ("review", "editing", "expired"):
                 await h.order_until(user, "review")
                 if state == "editing":
                     await h.say(user, "sửa 3")
@@ -102,12 +105,14 @@ _copies = iter(range(1_000_000))
 
 
 @asynccontextmanager
-async def in_state(template: Path, workdir: Path) -> AsyncIterator[Harness]:
-    """A harness on a fresh copy of the prepared database, an hour after it was prepared."""
+async def in_state(
+    template: Path, workdir: Path, later: timedelta = timedelta(hours=1)
+) -> AsyncIterator[Harness]:
+    """A harness on a fresh copy of the prepared database, `later` than its preparation."""
     path = workdir / f"example-{next(_copies)}.db"
     shutil.copyfile(template, path)
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    h = Harness(session_factory(engine), clock=FakeClock(START_TIME + timedelta(hours=1)))
+    h = Harness(session_factory(engine), clock=FakeClock(START_TIME + later))
     try:
         yield h
     finally:
@@ -120,6 +125,10 @@ def _remove(database: Path) -> None:
     """Delete an example's database copy (and its -wal/-shm files)."""
     for leftover in database.parent.glob(f"{database.name}*"):
         leftover.unlink()
+
+
+def _when(state: str) -> dict[str, timedelta]:
+    return {"later": LATER[state]} if state in LATER else {}
 
 
 async def check_answered(h: Harness, user: str, replies: list[Outbound]) -> None:
@@ -207,7 +216,7 @@ async def test_any_text_in_any_state_gets_a_reply(
     states_template: Path, tmp_path: Path, state: str, text: str
 ) -> None:
     user = user_of(state)
-    async with in_state(states_template, tmp_path) as h:
+    async with in_state(states_template, tmp_path, **_when(state)) as h:
         replies = await h.say(user, text)
         await check_answered(h, user, replies)
 
@@ -235,6 +244,6 @@ async def test_any_button_payload_in_any_state_gets_a_reply(
     states_template: Path, tmp_path: Path, state: str, payload: str
 ) -> None:
     user = user_of(state)
-    async with in_state(states_template, tmp_path) as h:
+    async with in_state(states_template, tmp_path, **_when(state)) as h:
         replies = await h.press(user, payload)
         await check_answered(h, user, replies)

@@ -15,7 +15,6 @@ staff chat while an order is open.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from handlers import engine
@@ -46,6 +45,7 @@ from handlers.orders.validators import (
     parse_request,
     phone_from_contact,
 )
+from handlers.relay import relay_from_customer
 from handlers.router import router
 from storage.models import Order
 
@@ -285,15 +285,8 @@ async def relay_to_staff(ctx: Context) -> None:
     order = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES)
     if order is None or not ctx.inbound.text.strip():
         return
-    text = ctx.inbound.text.strip()[:2000]
-    alert = await ctx.uow.outbox.latest_with_tag(order_tag(order))
-    await ctx.uow.orders.add_relayed(ctx.customer.id, order_tag(order), "in", text, ctx.now)
-    await ctx.to_staff(
-        ctx.staff_text("order.relay_from_customer", code=order.code, name=order.full_name or "")
-        + "\n"
-        + html.escape(text),
-        reply_to=alert.id if alert else None,
-        tag=order_tag(order),
-        customer_id=ctx.customer.id,
+    heading = ctx.staff_text(
+        "order.relay_from_customer", code=order.code, name=order.full_name or ""
     )
+    await relay_from_customer(ctx, order_tag(order), heading, ctx.inbound.text)
     await ctx.reply(ctx.tr("order.relayed", code=order.code))

@@ -37,6 +37,7 @@ from handlers.orders.service import (
     status_label,
 )
 from handlers.orders.validators import format_phone_display
+from handlers.relay import relay_to_customer, replied_thread
 from handlers.router import router
 from storage.models import Disclosure, Order
 
@@ -174,16 +175,13 @@ def _leading_order_code(text: str) -> tuple[str | None, str]:
 
 
 @router.staff_text
-async def relay_to_customer(ctx: Context) -> None:
+async def staff_reply(ctx: Context) -> None:
     """A reply to an order message (or "VAV-XXXXX text") goes to that order's customer."""
     order: Order | None = None
     text = ctx.inbound.text.strip()
-    if ctx.inbound.reply_to_message_id:
-        replied = await ctx.uow.outbox.by_platform_id(
-            ctx.inbound.channel, ctx.inbound.chat_id, ctx.inbound.reply_to_message_id
-        )
-        if replied is not None and replied.tag and replied.tag.startswith("order:"):
-            order = await ctx.uow.orders.by_id(int(replied.tag.split(":")[1]))
+    tag = await replied_thread(ctx)
+    if tag and tag.startswith("order:") and tag[6:].isdigit():
+        order = await ctx.uow.orders.by_id(int(tag[6:]))
     if order is None:
         code, text = _leading_order_code(text)
         order = await ctx.uow.orders.by_code(code) if code else None
@@ -192,20 +190,20 @@ async def relay_to_customer(ctx: Context) -> None:
     if not text:
         await ctx.to_staff(ctx.staff_text("order.staff.empty_relay"))
         return
-    if order.customer_id is None or order.erased_at is not None:
-        await ctx.to_staff(ctx.staff_text("order.staff.customer_gone", code=order.code))
-        return
-    customer = await ctx.uow.customers.get(order.customer_id)
-    if customer is None:
-        await ctx.to_staff(ctx.staff_text("order.staff.customer_gone", code=order.code))
-        return
-    await ctx.uow.orders.add_relayed(
-        customer.id, order_tag(order), "out", text[:2000], ctx.now, ctx.actor
+    customer = (
+        await ctx.uow.customers.get(order.customer_id) if order.customer_id is not None else None
     )
-    await ctx.to_customer(
-        customer, "order.staff_message", {"code": order.code, "text": text[:2000]}
+    delivered = customer is not None and await relay_to_customer(
+        ctx,
+        customer,
+        order_tag(order),
+        "order.staff_message",
+        {"code": order.code},
+        text,
+        ctx.staff_text("order.staff.relayed", code=order.code),
     )
-    await ctx.to_staff(ctx.staff_text("order.staff.relayed", code=order.code), tag=order_tag(order))
+    if not delivered:
+        await ctx.to_staff(ctx.staff_text("order.staff.customer_gone", code=order.code))
 
 
 # ---- staff commands ------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from handlers.rights.export import EXTRA_SECTIONS, collect, to_json_bytes
 from handlers.router import router
 from storage.models import Customer, Disclosure, Order
 
-MYDATA_SELF_DELETE_SECONDS = 300
 SELF_DELETING_CHANNELS = frozenset({"telegram", "console"})
 EDITABLE = ("full_name", "phone", "address", "email")
 
@@ -115,11 +114,11 @@ async def mydata(ctx: Context) -> None:
     assert ctx.customer is not None
     data = await collect(ctx.uow, ctx.customer, ctx.now)
     text = render_mydata(ctx, data)
-    self_delete = ctx.inbound.channel in SELF_DELETING_CHANNELS
+    seconds = int(ctx.config.mydata_delete_after.total_seconds())
+    self_delete = seconds > 0 and ctx.inbound.channel in SELF_DELETING_CHANNELS
     if self_delete:
-        text += "\n\n" + ctx.tr(
-            "rights.mydata.self_delete", minutes=MYDATA_SELF_DELETE_SECONDS // 60
-        )
+        minutes = max(1, round(seconds / 60))
+        text += "\n\n" + ctx.tr("rights.mydata.self_delete", minutes=minutes)
     buttons = (
         (
             ctx.button("rights.btn.edit", "rights:edit"),
@@ -130,9 +129,7 @@ async def mydata(ctx: Context) -> None:
             ctx.button("rights.btn.withdraw", "rights:withdraw"),
         ),
     )
-    await ctx.reply(
-        text, buttons, delete_after_seconds=MYDATA_SELF_DELETE_SECONDS if self_delete else None
-    )
+    await ctx.reply(text, buttons, delete_after_seconds=seconds if self_delete else None)
     await ctx.audit("mydata_viewed")
 
 
@@ -193,7 +190,10 @@ EDIT_FLOWS = {
     "address": _edit_flow(
         "address",
         Step(
-            "address", "rights.edit.ask.address", "order.field.address", lambda a: parse_address(a.text)
+            "address",
+            "rights.edit.ask.address",
+            "order.field.address",
+            lambda a: parse_address(a.text),
         ),
     ),
     "email": _edit_flow(

@@ -23,7 +23,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from handlers.context import Context
+from handlers.context import Context, ShopConfig
 from handlers.errors import InvalidInput
 from handlers.i18n import t
 from handlers.orders import codes
@@ -32,8 +32,8 @@ from handlers.router import router
 from storage.models import Customer, Order
 from storage.support import SupportRepository
 
-FLOOD_LIMIT = 20  # messages …
-FLOOD_WINDOW = timedelta(seconds=60)  # … per this sliding window
+FLOOD_LIMIT = ShopConfig.flood_limit  # defaults; the running bot uses the settings
+FLOOD_WINDOW = ShopConfig.flood_window
 _PRUNE_ABOVE = 10_000  # tracked senders before idle ones are forgotten
 
 Verdict = Literal["ok", "notice", "drop"]
@@ -86,8 +86,8 @@ def flood_control(ctx: Context) -> FloodControl:
     control = _controls.get(bind)
     if control is None:
         control = _controls[bind] = FloodControl(
-            getattr(ctx.config, "flood_limit", FLOOD_LIMIT),
-            getattr(ctx.config, "flood_window", FLOOD_WINDOW),
+            ctx.config.flood_limit,
+            ctx.config.flood_window,
         )
     return control
 

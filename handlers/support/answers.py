@@ -31,7 +31,7 @@ from handlers.orders.service import OPEN_STATUSES
 from handlers.router import router
 from handlers.support.complaints import start_complaint
 from handlers.support.returns import start_returns
-from handlers.support.talk import early_text, open_talk
+from handlers.support.talk import open_talk
 from handlers.support.understanding import Understanding, all_topics, topic_actions, understand
 
 # What each action button of a topic (topics.toml `actions`) does: a payload route.
@@ -70,7 +70,7 @@ for _label, _payload in (
     router.menu_item(_label, _payload)
 
 
-@early_text
+@router.text(priority=10)
 async def understand_free_text(ctx: Context) -> None:
     text = ctx.inbound.text.strip()
     if not text or ctx.customer is None:

@@ -34,11 +34,14 @@ from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
 from handlers.flows.consent import continuation, ensure_consent
 from handlers.i18n import pick_language, t
+from handlers.maintenance import PERIODIC_TASKS
 from handlers.messages import Button, Outbound
 from handlers.orders import codes
 from handlers.orders.service import local_time, order_tag
+from handlers.rights.erasure import EXTRA_ERASERS
+from handlers.rights.export import EXTRA_SECTIONS
 from handlers.router import router
-from handlers.support.talk import early_staff_text, leading_code, new_support_code
+from handlers.support.talk import leading_code, new_support_code
 from handlers.text import fold
 from storage.models import ConversationState, Customer, Order
 from storage.repositories import UnitOfWork
@@ -53,11 +56,6 @@ from storage.support import (
     Ticket,
     ticket_tag,
 )
-
-# Re-announcement of unacknowledged tickets; `ShopConfig` may override both (same names,
-# lower case) once the settings exist.
-TICKET_REANNOUNCE_AFTER = timedelta(hours=4)
-URGENT_TICKET_REANNOUNCE_AFTER = timedelta(hours=1)
 
 MAX_TEXT = 2000
 MAX_PHOTOS = 5
@@ -537,7 +535,7 @@ async def resolve_command(ctx: Context) -> None:
     await resolve(ctx, ticket, response)
 
 
-@early_staff_text
+@router.staff_text(priority=10)
 async def resolution_reply(ctx: Context) -> None:
     """A staff reply to the "how to resolve" prompt is the response to the customer."""
     if not ctx.inbound.reply_to_message_id:
@@ -577,8 +575,8 @@ async def list_tickets(ctx: Context) -> None:
 
 def reannounce_intervals(config: ShopConfig) -> tuple[timedelta, timedelta]:
     """(normal, urgent) waiting times before an unacknowledged ticket is re-announced."""
-    normal = getattr(config, "ticket_reannounce_after", TICKET_REANNOUNCE_AFTER)
-    urgent = getattr(config, "urgent_ticket_reannounce_after", URGENT_TICKET_REANNOUNCE_AFTER)
+    normal = config.ticket_reannounce_after
+    urgent = config.urgent_ticket_reannounce_after
     return normal, urgent
 
 
@@ -645,3 +643,27 @@ async def erase_customer_tickets(
     their support threads from the customer; returns the staff-chat tags ("ticket:<id>",
     "support:<id>") whose copies must be redacted. Fits `erasure.EXTRA_ERASERS`."""
     return await SupportRepository(session).erase_customer(customer_id, now)
+
+
+async def _export_tickets(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+    """The customer's tickets for /mydata and the export (see docs/export.schema.json)."""
+    return [
+        {
+            "code": ticket.code,
+            "kind": ticket.kind,
+            "category": ticket.category,
+            "status": ticket.status,
+            "created_at": ticket.created_at.isoformat(),
+            "description": ticket.description,
+            "photos": list(ticket.photos or []),
+            "response": ticket.response,
+            "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
+        }
+        for ticket in await tickets_of(session, customer_id)
+    ]
+
+
+# This feature's part in erasure, /mydata + export, and the periodic maintenance.
+EXTRA_ERASERS.append(erase_customer_tickets)
+EXTRA_SECTIONS["tickets"] = _export_tickets
+PERIODIC_TASKS["tickets_reannounced"] = reannounce_due

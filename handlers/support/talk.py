@@ -9,10 +9,7 @@ Staff side: a reply to any message of the thread (Telegram), "TK-XXXXX text" or
 `/reply TK-XXXXX text` goes back to the customer; the close button or `/close TK-XXXXX` ends
 the conversation and the customer is told.
 
-The relay itself — store a `RelayedMessage` in the thread and post it to the staff chat
-under the thread's first message, or deliver a staff answer to the customer — is
-`relay_from_customer` / `relay_to_customer` below; order conversations use the same two
-functions with thread "order:<id>".
+The relay itself is `handlers/relay.py`, shared with order conversations.
 """
 
 from __future__ import annotations
@@ -26,85 +23,12 @@ from handlers.i18n import t
 from handlers.messages import Button
 from handlers.orders import codes
 from handlers.orders.service import local_time
-from handlers.router import Handler, router
+from handlers.relay import relay_from_customer, relay_to_customer, replied_thread
+from handlers.router import router
 from storage.models import Customer
 from storage.support import SupportRepository, SupportThread, thread_tag
 
 THREAD_PREFIX = "TK"
-MAX_RELAY_CHARS = 2000
-
-# ---- free-text handlers that run before the feature handlers -------------------------------
-
-_EARLY: list[Handler] = []
-_EARLY_STAFF: list[Handler] = []
-
-
-def early_text(handler: Handler) -> Handler:
-    """Register a free-text handler ahead of those registered with `@router.text` (the order
-    relay), whatever the import order; early handlers keep their own registration order.
-    An open support thread must see the text first, then the knowledge base / intents."""
-    router.text_handlers.insert(len(_EARLY), handler)
-    _EARLY.append(handler)
-    return handler
-
-
-def early_staff_text(handler: Handler) -> Handler:
-    """The same for staff-chat text: a reply to a support message is ours even when it
-    starts with an order code."""
-    router.staff_text_handlers.insert(len(_EARLY_STAFF), handler)
-    _EARLY_STAFF.append(handler)
-    return handler
-
-
-# ---- the shared relay ----------------------------------------------------------------------
-
-
-async def relay_from_customer(ctx: Context, thread: str, heading: str, text: str) -> None:
-    """Customer → staff: store `text` in `thread` and post it to the staff chat, threaded
-    under the thread's first staff message. `heading` is escaped HTML (`ctx.staff_text`)."""
-    assert ctx.customer is not None
-    text = text.strip()[:MAX_RELAY_CHARS]
-    first = await ctx.uow.outbox.latest_with_tag(thread)
-    await ctx.uow.orders.add_relayed(ctx.customer.id, thread, "in", text, ctx.now)
-    await ctx.to_staff(
-        f"{heading}\n{html.escape(text)}",
-        reply_to=first.id if first else None,
-        tag=thread,
-        customer_id=ctx.customer.id,
-    )
-
-
-async def relay_to_customer(
-    ctx: Context,
-    customer: Customer,
-    thread: str,
-    key: str,
-    params: dict[str, object],
-    text: str,
-    confirmation: str,
-) -> bool:
-    """Staff → customer: deliver `text` with catalog message `key` (its `{text}` placeholder
-    gets the text, `params` the rest) in the customer's language, store it in `thread`, and
-    post `confirmation` (escaped HTML) in the staff chat. False when the customer cannot be
-    reached through the bot (nothing stored or sent then)."""
-    text = text.strip()[:MAX_RELAY_CHARS]
-    sent = await ctx.to_customer(customer, key, {**params, "text": text})
-    if sent is None:
-        return False
-    await ctx.uow.orders.add_relayed(customer.id, thread, "out", text, ctx.now, ctx.actor)
-    await ctx.to_staff(confirmation, tag=thread)
-    return True
-
-
-async def replied_thread(ctx: Context) -> str | None:
-    """The thread tag ("order:12", "support:3", ...) of the staff-chat message a staff reply
-    answers, if it answers one of the bot's messages."""
-    if not ctx.inbound.reply_to_message_id:
-        return None
-    replied = await ctx.uow.outbox.by_platform_id(
-        ctx.inbound.channel, ctx.inbound.chat_id, ctx.inbound.reply_to_message_id
-    )
-    return replied.tag if replied is not None else None
 
 
 def leading_code(text: str, prefix: str) -> tuple[str | None, str]:
@@ -162,7 +86,7 @@ async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
     await ctx.reply(ctx.tr("talk.opened", code=thread.code, hours=ctx.config.shop_hours))
 
 
-@early_text
+@router.text(priority=10)
 async def relay_open_thread(ctx: Context) -> None:
     """While a support thread is open, the customer's free text goes to the staff chat."""
     if ctx.customer is None or not ctx.inbound.text.strip():
@@ -212,7 +136,7 @@ async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
     return thread
 
 
-@early_staff_text
+@router.staff_text(priority=10)
 async def staff_reply(ctx: Context) -> None:
     """A reply to a support-thread message, or "TK-XXXXX text", goes to the customer."""
     repo = SupportRepository(ctx.uow.session)

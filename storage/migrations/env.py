@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import storage.support  # noqa: F401  (support tables live in their own module)
 from storage.models import Base
 
 connection = context.config.attributes["connection"]
