@@ -7,8 +7,10 @@ import asyncio
 import logging
 import sys
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.config import ConfigError, Settings, load_settings
-from storage.db import DatabaseUnavailable
+from storage.db import DatabaseUnavailable, describe_db_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DatabaseUnavailable as exc:
         print(f"Database error: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:  # e.g. the file became read-only while running
+        print(f"Database error: {describe_db_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

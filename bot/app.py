@@ -208,7 +208,11 @@ async def _start_telegram(
         )
 
         async def handle(data: dict[str, object]) -> None:
-            update = Update.de_json(data, application.bot)
+            try:
+                update = Update.de_json(data, application.bot)
+            except Exception as exc:  # unreadable: acknowledge, or Telegram resends it forever
+                log.error("skipping an unreadable webhook update (%s)", type(exc).__name__)
+                return
             if update is not None:
                 await receiver.handle(update)
 

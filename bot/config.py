@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -89,6 +89,20 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/") if not value.endswith("/bot") else value
 
+    @model_validator(mode="after")
+    def _complete_zalo_oa(self) -> Settings:
+        """A half-configured Zalo OA is an error, not a silently disabled channel."""
+        given = {
+            "ZALO_APP_ID": bool(self.zalo_app_id),
+            "ZALO_APP_SECRET": self.zalo_app_secret is not None,
+            "ZALO_OA_SECRET_KEY": self.zalo_oa_secret_key is not None,
+        }
+        if any(given.values()) or self.zalo_refresh_token is not None:
+            missing = [name for name, present in given.items() if not present]
+            if missing:
+                raise ValueError(f"{missing[0]} is required to run the Zalo Official Account")
+        return self
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'vietartview.db'}"
@@ -118,6 +132,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = str(error["msg"])
+        if not error["loc"]:  # a cross-field rule names its setting in the message itself
+            raise ConfigError(
+                f"Configuration error: {message.removeprefix('Value error, ')}"
+            ) from None
+        name = str(error["loc"][0]).upper()
         # Never echo the input: it may be a secret.
         raise ConfigError(f"Configuration error: {name}: {error['msg']}") from None

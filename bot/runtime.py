@@ -32,6 +32,7 @@ from handlers.dispatcher import dispatch
 from handlers.i18n import pick_language, t
 from handlers.maintenance import run_maintenance
 from handlers.messages import (
+    MAX_TEXT_CHARS,
     Inbound,
     Outbound,
     PermanentSendError,
@@ -75,10 +76,12 @@ class Runtime:
         self.delivery = delivery or DeliveryPolicy()
         self.adapters: dict[str, ChannelAdapter] = {}
         self._conversations: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._wake_delivery = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._delivery_lock = asyncio.Lock()  # one delivery pass at a time: no double sends
+        self._chat_slots = asyncio.Semaphore(8)  # chats sent to concurrently
         self._stopping = False
 
     def add_adapter(self, adapter: ChannelAdapter) -> None:
@@ -124,7 +127,9 @@ class Runtime:
             del self._conversations[key]
             # A row may have arrived between the last read and the task's end.
             if not self._stopping:
-                asyncio.get_running_loop().create_task(self._recheck(key))
+                recheck = asyncio.get_running_loop().create_task(self._recheck(key))
+                self._background.add(recheck)  # keep a reference until it is done
+                recheck.add_done_callback(self._background.discard)
 
     async def _recheck(self, key: tuple[str, str]) -> None:
         async with UnitOfWork(self.sessions) as uow:
@@ -241,38 +246,51 @@ class Runtime:
             return await self._deliver_due()
 
     async def _deliver_due(self) -> float | None:
+        """Chats are served concurrently (a rate-limited staff group must not hold up
+        customers); within one chat, rows go strictly in order and nothing overtakes a row
+        that waits for its retry."""
         now = self.clock()
-        blocked: set[tuple[str, str]] = set()
-        next_due: float | None = None
+        queues: dict[tuple[str, str], list[tuple[int, float]]] = {}
         after_id = 0
         while True:  # page through every pending row, oldest first
             async with UnitOfWork(self.sessions) as uow:
-                rows = await uow.outbox.pending(after_id=after_id, limit=200)
-                page = [(row.id, (row.next_attempt_at - now).total_seconds()) for row in rows]
+                rows = await uow.outbox.pending(after_id=after_id, limit=500)
+                page = [
+                    (
+                        row.id,
+                        (row.channel, row.chat_id),
+                        (row.next_attempt_at - now).total_seconds(),
+                    )
+                    for row in rows
+                ]
             if not page:
                 break
             after_id = page[-1][0]
-            for row_id, wait in page:
-                async with UnitOfWork(self.sessions) as uow:
-                    row = await uow.outbox.get(row_id)
-                    if row is None or row.status != "pending":
-                        continue
-                    chat = (row.channel, row.chat_id)
-                    if chat in blocked or wait > 0:
-                        # Keep per-chat order: nothing overtakes a message waiting to retry.
-                        blocked.add(chat)
-                        if wait > 0:
-                            next_due = wait if next_due is None else min(next_due, wait)
-                        continue
-                    retry_in = await self._send_row(uow, row)
-                    await uow.commit()
-                    if retry_in is not None:
-                        blocked.add(chat)
-                        next_due = retry_in if next_due is None else min(next_due, retry_in)
+            for row_id, chat, wait in page:
+                queues.setdefault(chat, []).append((row_id, wait))
+        waits = await asyncio.gather(*(self._deliver_chat(queue) for queue in queues.values()))
+        due = [wait for wait in waits if wait is not None]
+        next_due = min(due) if due else None
         deletion_wait = await self._delete_due()
         if deletion_wait is not None:
             next_due = deletion_wait if next_due is None else min(next_due, deletion_wait)
         return next_due
+
+    async def _deliver_chat(self, queue: list[tuple[int, float]]) -> float | None:
+        """Send one chat's due rows in order; returns the wait before its next attempt."""
+        async with self._chat_slots:
+            for row_id, wait in queue:
+                if wait > 0:
+                    return wait
+                async with UnitOfWork(self.sessions) as uow:
+                    row = await uow.outbox.get(row_id)
+                    if row is None or row.status != "pending":
+                        continue
+                    retry_in = await self._send_row(uow, row)
+                    await uow.commit()
+                if retry_in is not None:
+                    return retry_in
+        return None
 
     async def _send_row(self, uow: UnitOfWork, row: OutboxMessage) -> float | None:
         """Try one row; returns the retry delay if it must be retried."""
@@ -297,6 +315,17 @@ class Runtime:
             log.warning("outbox %s failed permanently: %s", row.id, exc.reason[:80])
             if exc.unreachable:
                 await self.mark_unreachable(uow, row.channel, row.chat_id, now)
+                # The rest of this chat's queue would fail the same way: fail it with one notice.
+                await uow.session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.channel == row.channel,
+                        OutboxMessage.chat_id == row.chat_id,
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.id != row.id,
+                    )
+                    .values(status="failed", last_error=exc.reason[:200], payload={})
+                )
             if (row.channel, row.chat_id) != (self.config.staff_channel, self.config.staff_chat_id):
                 await self._staff_notice(
                     uow,
@@ -401,7 +430,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         while loop.time() < deadline:
-            tasks = [task for task in self._conversations.values() if not task.done()]
+            tasks = [t for t in (*self._conversations.values(), *self._background) if not t.done()]
             if tasks:
                 await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time()))
                 continue
@@ -424,6 +453,9 @@ class Runtime:
                 await self._maintenance_task
             self._maintenance_task = None
         if self._delivery_task is not None:
+            # Let a send in progress finish (and be recorded) instead of cutting it off.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._delivery_lock.acquire(), 10)
             self._delivery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery_task
@@ -432,8 +464,8 @@ class Runtime:
 
 def _clean(inbound: Inbound) -> Inbound:
     """NFC, no control characters: every handler sees the same normalized text."""
-    text = normalize_text(inbound.text)
-    args = normalize_text(inbound.args)
+    text = normalize_text(inbound.text)[:MAX_TEXT_CHARS]
+    args = normalize_text(inbound.args)[:MAX_TEXT_CHARS]
     return (
         replace(inbound, text=text, args=args)
         if (text, args) != (inbound.text, inbound.args)

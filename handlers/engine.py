@@ -287,6 +287,13 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
     if step is None:  # the flow changed under a stored state: start it afresh
         await begin(ctx, flow)
         return
+    if not payload:
+        # A button label typed or sent back as text (reply keyboards, numbered channels).
+        labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
+        payload = labels.get(inbound.text.strip(), "")
+        if payload == "f:cancel":
+            await cancel_flow(ctx)
+            return
     if payload == "f:back" or (not payload and typed in BACK_WORDS):
         await _back(ctx, flow, step, values)
         return

@@ -53,7 +53,8 @@ def create_engine(url: str) -> AsyncEngine:
             raise DatabaseUnavailable(
                 f"Cannot create the data folder {path.parent}: {exc.strerror}"
             ) from None
-    engine = create_async_engine(url)
+    # hide_parameters: SQL errors must never carry customers' data into logs or tracebacks.
+    engine = create_async_engine(url, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

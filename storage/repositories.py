@@ -189,12 +189,21 @@ class OutboxRepository:
     async def by_platform_id(
         self, channel: str, chat_id: str, message_id: str
     ) -> OutboxMessage | None:
+        # A message sent in parts is stored as "id1,id2,…": any part identifies it.
         return await self.session.scalar(
-            select(OutboxMessage).where(
+            select(OutboxMessage)
+            .where(
                 OutboxMessage.channel == channel,
                 OutboxMessage.chat_id == chat_id,
-                OutboxMessage.platform_message_id == message_id,
+                or_(
+                    OutboxMessage.platform_message_id == message_id,
+                    OutboxMessage.platform_message_id.like(f"{message_id},%"),
+                    OutboxMessage.platform_message_id.like(f"%,{message_id}"),
+                    OutboxMessage.platform_message_id.like(f"%,{message_id},%"),
+                ),
             )
+            .order_by(OutboxMessage.id)
+            .limit(1)
         )
 
 
@@ -291,16 +300,18 @@ class OrderRepository:
         result = await self.session.scalars(query.order_by(Order.id.desc()).limit(limit))
         return result.all()
 
-    async def search(self, phone_digits: str | None, name_part: str | None) -> Sequence[Order]:
-        conditions = []
-        if phone_digits:
-            conditions.append(Order.phone.contains(phone_digits))
-        if name_part:
-            conditions.append(Order.full_name.ilike(f"%{name_part}%"))
-        if not conditions:
-            return []
+    async def by_phone_part(self, phone_digits: str, limit: int = 20) -> Sequence[Order]:
         result = await self.session.scalars(
-            self._query().where(or_(*conditions)).order_by(Order.id.desc()).limit(20)
+            self._query()
+            .where(Order.phone.contains(phone_digits))
+            .order_by(Order.id.desc())
+            .limit(limit)
+        )
+        return result.all()
+
+    async def recent_with_names(self, limit: int = 5000) -> Sequence[Order]:
+        result = await self.session.scalars(
+            self._query().where(Order.full_name.is_not(None)).order_by(Order.id.desc()).limit(limit)
         )
         return result.all()
 

@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import html
 import logging
+import re
+import warnings
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -55,6 +57,9 @@ from handlers.messages import (
 from handlers.router import router
 
 log = logging.getLogger(__name__)
+
+# A 429 is the outbox's business (it waits retry_after); the limiter's traceback is noise.
+logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096
@@ -102,9 +107,7 @@ class TelegramAdapter:
         try:
             return await self._send(message, edit_message_id, reply_to_message_id)
         except RetryAfter as exc:
-            wait = exc.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            raise TemporarySendError("telegram 429", retry_after=seconds) from None
+            raise TemporarySendError("telegram 429", retry_after=retry_seconds(exc)) from None
         except Forbidden:
             raise PermanentSendError(
                 "telegram 403 forbidden (blocked or removed)", unreachable=True
@@ -120,14 +123,15 @@ class TelegramAdapter:
         self, message: Outbound, edit_id: str | None, reply_id: str | None
     ) -> SendResult:
         chat_id = message.chat_id
-        text = message.text if message.html else html.escape(message.text)
+        chunks = html_chunks(message.text if message.html else html.escape(message.text))
+        text = chunks[0]
         markup = self._markup(message)
         if edit_id is not None and message.document is None:
             try:
                 edited = await self.bot.edit_message_text(
-                    text[:MAX_TEXT],
+                    text,  # an edit holds one message: the first part if it ever grew longer
                     chat_id=chat_id,
-                    message_id=int(edit_id),
+                    message_id=_first_id(edit_id),
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
                 )
@@ -139,20 +143,21 @@ class TelegramAdapter:
                     raise
                 # The original is gone (deleted in the chat): post the current version anew.
         reply = (
-            ReplyParameters(int(reply_id), allow_sending_without_reply=True) if reply_id else None
+            ReplyParameters(_first_id(reply_id), allow_sending_without_reply=True)
+            if reply_id
+            else None
         )
         if message.document is not None:
             sent = await self.bot.send_document(
                 chat_id,
                 InputFile(message.document.content, filename=message.document.filename),
-                caption=text[:MAX_CAPTION] or None,
+                caption=(text if _visible_length(text) <= MAX_CAPTION else None),
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
                 reply_parameters=reply,
             )
             return SendResult(str(sent.message_id))
-        chunks = _chunks(text) if not message.html else [text[:MAX_TEXT]]
-        sent_message: Message | None = None
+        ids: list[str] = []
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
             sent_message = await self.bot.send_message(
@@ -161,9 +166,10 @@ class TelegramAdapter:
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup if last else None,
                 reply_parameters=reply if index == 0 else None,
-                link_preview_options=None,
             )
-        return SendResult(str(sent_message.message_id) if sent_message else None)
+            ids.append(str(sent_message.message_id))
+        # Every part's id, so that a self-deleting message (/mydata) disappears entirely.
+        return SendResult(",".join(ids))
 
     def _markup(self, message: Outbound) -> Any:
         if message.ask_contact:
@@ -190,33 +196,58 @@ class TelegramAdapter:
         return None
 
     async def delete(self, chat_id: str, message_id: str) -> None:
-        with contextlib.suppress(BadRequest):  # already deleted, or too old to delete
-            await self.bot.delete_message(chat_id, int(message_id))
+        for part in message_id.split(","):
+            with contextlib.suppress(BadRequest):  # already deleted, or too old to delete
+                await self.bot.delete_message(chat_id, int(part))
 
 
 def _message_id(result: object) -> str | None:
     return str(result.message_id) if isinstance(result, Message) else None
 
 
-def _chunks(text: str) -> list[str]:
-    """Split long plain text at line breaks into messages within Telegram's limit."""
-    if len(text) <= MAX_TEXT:
-        return [text]
+def retry_seconds(exc: RetryAfter) -> float:
+    """`retry_after` is an int or a timedelta depending on PTB_TIMEDELTA; read it quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+
+
+def _first_id(message_ids: str) -> int:
+    """A message sent in several parts is stored as "id1,id2"; edits and replies use the first."""
+    return int(message_ids.split(",")[0])
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _visible_length(html_text: str) -> int:
+    """Telegram counts the limit on the text after parsing: no tags, entities decoded."""
+    return len(html.unescape(_TAG.sub("", html_text)))
+
+
+def html_chunks(html_text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Split HTML into messages within Telegram's limit, only at line breaks (our HTML never
+    spans lines); a single over-long line is sent as escaped plain text in pieces."""
     chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > MAX_TEXT:
-            chunks.append(line[:MAX_TEXT])
-            line = line[MAX_TEXT:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > MAX_TEXT:
-            chunks.append(current)
-            current = line
+    current: list[str] = []
+    size = 0
+    for line in html_text.split("\n"):
+        length = _visible_length(line)
+        if length > limit:
+            plain = html.unescape(_TAG.sub("", line))
+            pieces = [html.escape(plain[i : i + limit]) for i in range(0, len(plain), limit)]
         else:
-            current = candidate
-    if current:
-        chunks.append(current)
-    return chunks
+            pieces = [line]
+        for piece in pieces:
+            piece_length = _visible_length(piece)
+            if current and size + 1 + piece_length > limit:
+                chunks.append("\n".join(current))
+                current, size = [], 0
+            size += piece_length + (1 if current else 0)
+            current.append(piece)
+    chunks.append("\n".join(current))
+    return [chunk for chunk in chunks if chunk.strip()] or [html_text[:limit]]
 
 
 class TelegramReceiver:
@@ -235,6 +266,7 @@ class TelegramReceiver:
         self.receive = receive
         self.staff_chat_id = staff_chat_id
         self.is_busy = is_busy
+        self._typing: set[asyncio.Task[None]] = set()
 
     async def handle(self, update: Update) -> None:
         """Store one update; raises if it could not be stored (so it is not acknowledged)."""
@@ -256,7 +288,9 @@ class TelegramReceiver:
             return
         await self.receive(inbound)
         if not inbound.from_staff_chat and self.is_busy is not None:
-            asyncio.get_running_loop().create_task(self._typing_if_slow(inbound.chat_id))
+            task = asyncio.get_running_loop().create_task(self._typing_if_slow(inbound.chat_id))
+            self._typing.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._typing.discard)
 
     async def _typing_if_slow(self, chat_id: str) -> None:
         await asyncio.sleep(TYPING_AFTER_SECONDS)
@@ -367,10 +401,7 @@ async def poll(
             )
             failures = 0
         except RetryAfter as exc:
-            wait = exc.retry_after
-            await _sleep_or_stop(
-                stop, wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            )
+            await _sleep_or_stop(stop, retry_seconds(exc))
             continue
         except TelegramError as exc:
             failures += 1
@@ -378,6 +409,9 @@ async def poll(
             log.warning("getUpdates failed (%s); retrying in %.0fs", type(exc).__name__, delay)
             await _sleep_or_stop(stop, delay)
             continue
+        except Exception as exc:  # an update python-telegram-bot cannot parse
+            log.error("getUpdates returned an unreadable update (%s)", type(exc).__name__)
+            updates = await _parse_one_by_one(application, offset)
         for update in updates:
             try:
                 await receiver.handle(update)
@@ -386,6 +420,30 @@ async def poll(
                 await _sleep_or_stop(stop, 2.0)
                 break
             offset = update.update_id + 1
+
+
+async def _parse_one_by_one(application: Application, offset: int | None) -> list[Update]:
+    """Fetch the raw updates and parse them one by one; an unreadable one is skipped (by
+    confirming it with a later offset) instead of blocking polling for good."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PTB prefers get_updates, which is what failed
+        raw = await application.bot.do_api_request(
+            "getUpdates", api_kwargs={"offset": offset, "timeout": 0, "limit": 100}
+        )
+    parsed: list[Update] = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            update = Update.de_json(item, application.bot)
+        except Exception as exc:
+            log.error(
+                "skipping unreadable update %s (%s)", item.get("update_id"), type(exc).__name__
+            )
+            update = None
+        if update is None:
+            # An empty placeholder still advances the offset past the unreadable update.
+            update = Update(update_id=int(item.get("update_id", 0)))
+        parsed.append(update)
+    return parsed
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

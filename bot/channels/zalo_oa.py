@@ -74,7 +74,7 @@ class ZaloOAAdapter:
         except ZaloTemporaryError as exc:
             raise TemporarySendError(exc.reason, retry_after=exc.retry_after) from None
         except ZaloAuthError as exc:
-            log.error("zalo oa authorization problem: %s", exc)
+            log.info("zalo oa send postponed: %s", exc)  # the token manager logged the cause
             raise TemporarySendError(f"zalo_auth {exc}", retry_after=AUTH_RETRY_AFTER) from None
         except ValueError:
             # A message Zalo's limits can never accept (e.g. an oversized button payload).
@@ -114,7 +114,9 @@ class ZaloOAAdapter:
                 ids.append(await self._client.send_text(user_id, chunk))
 
         if message.ask_contact:
-            ids.append(await self._ask_contact(user_id, self._contact_subtitle or text))
+            # The question itself was just sent: the template carries the button's label.
+            subtitle = message.contact_label or self._contact_subtitle or text
+            ids.append(await self._ask_contact(user_id, subtitle))
         if message.document is not None:
             doc = message.document
             ids.append(

@@ -145,6 +145,7 @@ class ZaloTokenManager:
             try:
                 new_pair = await self._request_new_pair(current.refresh_token)
             except ZaloAuthError as exc:
+                log.error("zalo oa token refresh failed: %s", exc)  # the one line for the operator
                 await self._alert(str(exc))
                 raise
             # Save before use: the old refresh token is already dead at Zalo.
@@ -196,7 +197,6 @@ class ZaloTokenManager:
             # Zalo answers {"error": -14xxx, "error_name": ...}; error_name is a fixed phrase.
             code = body.get("error")
             name = str(body.get("error_name") or body.get("message") or "")[:80]
-            log.error("zalo oa token refresh refused: code=%s name=%s", code, name)
             raise ZaloAuthError(
                 f"token refresh refused: code={code} {name}".rstrip(), retryable=False
             )

@@ -39,6 +39,7 @@ from handlers.orders.service import (
 from handlers.orders.validators import format_phone_display
 from handlers.relay import relay_to_customer, replied_thread
 from handlers.router import router
+from handlers.text import fold
 from storage.models import Disclosure, Order
 
 CANCEL_REASONS = ("customer_request", "out_of_stock", "unreachable")
@@ -252,7 +253,12 @@ async def find_orders(ctx: Context) -> None:
     phone_part = None
     if len(digits) >= 3 and len(digits) >= len(query.replace(" ", "")) - 2:
         phone_part = digits[1:] if digits.startswith("0") else digits
-    orders = await ctx.uow.orders.search(phone_part, None if phone_part else query)
+    if phone_part:
+        orders = list(await ctx.uow.orders.by_phone_part(phone_part))
+    else:  # diacritic-insensitive: "nguyen" finds "Nguyễn"
+        wanted = fold(query)
+        recent = await ctx.uow.orders.recent_with_names()
+        orders = [o for o in recent if wanted in fold(o.full_name or "")][:20]
     await ctx.to_staff(_listing(ctx, orders))
 
 
@@ -273,6 +279,13 @@ EXPORT_COLUMNS = (
 )
 
 
+def _cell(value: object) -> object:
+    """Customer text starting with = + - @ (or a tab/CR) would run as a formula in Excel."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @router.command("export", staff=True, help_key="help.staff.export")
 async def export_orders(ctx: Context) -> None:
     """All orders as CSV, UTF-8 with BOM so that Excel shows Vietnamese correctly."""
@@ -283,19 +296,22 @@ async def export_orders(ctx: Context) -> None:
     for order in orders:
         writer.writerow(
             [
-                order.code,
-                order.status,
-                order.created_at.isoformat(),
-                order.full_name or "",
-                order.phone or "",
-                order.address or "",
-                order.email or "",
-                order.product_code or "",
-                order.product_name or "",
-                order.price_vnd if order.price_vnd is not None else "",
-                order.request_text or "",
-                order.channel,
-                order.language,
+                _cell(value)
+                for value in [
+                    order.code,
+                    order.status,
+                    order.created_at.isoformat(),
+                    order.full_name or "",
+                    order.phone or "",
+                    order.address or "",
+                    order.email or "",
+                    order.product_code or "",
+                    order.product_name or "",
+                    order.price_vnd if order.price_vnd is not None else "",
+                    order.request_text or "",
+                    order.channel,
+                    order.language,
+                ]
             ]
         )
     content = ("\ufeff" + buffer.getvalue()).encode("utf-8")

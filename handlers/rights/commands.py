@@ -16,9 +16,16 @@ from handlers import engine
 from handlers.context import CONSENT_PURPOSE, Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
+from handlers.i18n import t
 from handlers.messages import Document
 from handlers.orders import codes
-from handlers.orders.service import OPEN_STATUSES, local_time, status_label
+from handlers.orders.service import (
+    OPEN_STATUSES,
+    local_time,
+    order_tag,
+    refresh_alert,
+    status_label,
+)
 from handlers.orders.validators import (
     format_phone_display,
     parse_address,
@@ -219,6 +226,17 @@ async def _apply_edit(ctx: Context, field: str, value: str | None) -> None:
             setattr(order, field, value)
             order.updated_at = ctx.now
             updated += 1
+            # Staff must work with the new value: update the alert and say what changed.
+            await refresh_alert(ctx, order)
+            await ctx.to_staff(
+                ctx.staff_text(
+                    "rights.staff.field_changed",
+                    code=order.code,
+                    field=t(ctx.config.default_language, f"order.field.{field}"),
+                ),
+                tag=order_tag(order),
+                customer_id=ctx.customer.id,
+            )
     await ctx.audit("profile_field_changed", detail=f"field={field};orders={updated}")
     await ctx.reply(
         ctx.tr("rights.edit.done", field=ctx.tr(f"order.field.{field}"), orders=updated)
@@ -316,12 +334,18 @@ async def rights_button(ctx: Context) -> None:
 # ---- legal disclosure (staff admins) -------------------------------------------------------
 
 _PHONE_LIKE = re.compile(r"^\+?[\d .\-()]{8,20}$")
+_LEADING_PHONE = re.compile(r"^(\+?\(?\d[\d .\-()]{7,18}\d)(?=\s|$)")
 
 
 @router.command("legal", admin=True, help_key="help.staff.legal")
 async def legal_disclosure(ctx: Context) -> None:
     """`/legal <order code | phone> <authority and reference>`: export to the staff chat."""
-    target, _, basis = ctx.inbound.args.strip().partition(" ")
+    args = ctx.inbound.args.strip()
+    phone = _LEADING_PHONE.match(args)  # "0912 345 678 Công an…": the phone has spaces
+    if phone is not None and codes.normalize_code(args.partition(" ")[0]) is None:
+        target, basis = phone.group(1).strip(), args[phone.end() :]
+    else:
+        target, _, basis = args.partition(" ")
     if not target or not basis.strip():
         await ctx.to_staff(ctx.staff_text("rights.legal.usage"))
         return

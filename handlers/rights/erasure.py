@@ -15,7 +15,7 @@ import html
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import ShopConfig
@@ -106,8 +106,12 @@ async def erase_customer(
                 )
             )
         )
+        # Inbox rows stay as bare dedupe keys (a redelivered event must not be processed
+        # again, e.g. create a new customer from the /delete confirmation); their content and
+        # sender go, and anything not yet processed is dropped with them.
         await session.execute(
-            delete(InboxEvent).where(
+            update(InboxEvent)
+            .where(
                 or_(
                     *[
                         (InboxEvent.channel == c) & (InboxEvent.platform_user_id == u)
@@ -119,16 +123,24 @@ async def erase_customer(
                     ],
                 )
             )
+            .values(
+                payload={},
+                chat_id="",
+                platform_user_id="",
+                processed_at=func.coalesce(InboxEvent.processed_at, now),
+            )
+        )
+        their_chats = or_(
+            *[(OutboxMessage.channel == c) & (OutboxMessage.chat_id == chat) for c, chat in chats]
+        )
+        # Messages that were to delete themselves (/mydata) must still disappear: delete now.
+        await session.execute(
+            update(OutboxMessage)
+            .where(their_chats, OutboxMessage.delete_at.is_not(None))
+            .values(delete_at=now, payload={}, customer_id=None)
         )
         await session.execute(
-            delete(OutboxMessage).where(
-                or_(
-                    *[
-                        (OutboxMessage.channel == c) & (OutboxMessage.chat_id == chat)
-                        for c, chat in chats
-                    ]
-                )
-            )
+            delete(OutboxMessage).where(their_chats, OutboxMessage.delete_at.is_(None))
         )
     # Undelivered staff messages about them still hold personal data: drop them.
     await session.execute(

@@ -463,6 +463,7 @@ class FakeTelegramAPI:
     async def __aexit__(self, *exc_info: object) -> None:
         # Wake long polls and injected timeouts so shutdown doesn't wait for them.
         self._closing.set()
+        self._update_pushed.set()  # release a waiting long poll at once
         if self._server is not None and self._serve_task is not None:
             self._server.stop()
             await self._serve_task
