@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -98,6 +98,9 @@ async def migrate_to_head(engine: AsyncEngine) -> tuple[str | None, str | None]:
             before, _ = await connection.run_sync(_current_and_head)
             await connection.run_sync(_upgrade)
             after, _ = await connection.run_sync(_current_and_head)
+            # Prove now that the database is writable: better one clear line at start than
+            # a failure on the first customer's message.
+            await connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
     except (OperationalError, DatabaseError, sqlite3.Error) as exc:
         raise DatabaseUnavailable(describe_db_error(exc)) from None
     return before, after

@@ -323,12 +323,6 @@ def _without_root_override() -> list[str]:
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/app.py open_database only migrates (no write when already at head); the first "
-    "write (the inbox insert in Runtime.receive) raises OperationalError, which bot/__main__.py "
-    "does not catch: a traceback (with the message text in the SQL parameters) instead of one line",
-)
 def test_read_only_database_file(data_dir: Path, migrated_template: Path) -> None:
     data_dir.mkdir(parents=True)
     database = data_dir / "vietartview.db"

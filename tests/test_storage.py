@@ -196,12 +196,6 @@ async def test_data_folder_that_cannot_be_created(tmp_path: Path) -> None:
     assert "\n" not in str(info.value) and "not-a-folder" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/db.py create_engine does not set hide_parameters=True: SQLAlchemy errors "
-    "(logged with their traceback by bot/runtime.py, printed by a crash) carry the SQL "
-    "parameters, i.e. names, phones, addresses and message texts",
-)
 async def test_database_errors_do_not_carry_personal_data(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

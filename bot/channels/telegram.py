@@ -151,7 +151,7 @@ class TelegramAdapter:
             sent = await self.bot.send_document(
                 chat_id,
                 InputFile(message.document.content, filename=message.document.filename),
-                caption=(text if _visible_length(text) <= MAX_CAPTION else None),
+                caption=text if len(text) <= MAX_CAPTION else None,
                 parse_mode=ParseMode.HTML,
                 reply_markup=markup,
                 reply_parameters=reply,
@@ -221,33 +221,34 @@ def _first_id(message_ids: str) -> int:
 _TAG = re.compile(r"<[^>]+>")
 
 
-def _visible_length(html_text: str) -> int:
-    """Telegram counts the limit on the text after parsing: no tags, entities decoded."""
-    return len(html.unescape(_TAG.sub("", html_text)))
-
-
 def html_chunks(html_text: str, limit: int = MAX_TEXT) -> list[str]:
     """Split HTML into messages within Telegram's limit, only at line breaks (our HTML never
-    spans lines); a single over-long line is sent as escaped plain text in pieces."""
+    spans lines). Lengths are counted on the raw HTML, which is never shorter than what
+    Telegram counts; a single over-long line is sent as escaped plain text in pieces."""
     chunks: list[str] = []
     current: list[str] = []
     size = 0
     for line in html_text.split("\n"):
-        length = _visible_length(line)
-        if length > limit:
-            plain = html.unescape(_TAG.sub("", line))
-            pieces = [html.escape(plain[i : i + limit]) for i in range(0, len(plain), limit)]
-        else:
-            pieces = [line]
-        for piece in pieces:
-            piece_length = _visible_length(piece)
-            if current and size + 1 + piece_length > limit:
+        for piece in [line] if len(line) <= limit else _plain_pieces(line, limit):
+            if current and size + 1 + len(piece) > limit:
                 chunks.append("\n".join(current))
                 current, size = [], 0
-            size += piece_length + (1 if current else 0)
+            size += len(piece) + (1 if current else 0)
             current.append(piece)
     chunks.append("\n".join(current))
     return [chunk for chunk in chunks if chunk.strip()] or [html_text[:limit]]
+
+
+def _plain_pieces(html_line: str, limit: int) -> list[str]:
+    pieces: list[str] = []
+    current = ""
+    for char in html.unescape(_TAG.sub("", html_line)):
+        escaped = html.escape(char)
+        if len(current) + len(escaped) > limit:
+            pieces.append(current)
+            current = ""
+        current += escaped
+    return [*pieces, current] if current else pieces
 
 
 class TelegramReceiver:

@@ -280,7 +280,8 @@ EXPORT_COLUMNS = (
 
 
 def _cell(value: object) -> object:
-    """Customer text starting with = + - @ (or a tab/CR) would run as a formula in Excel."""
+    """Customer text starting with = + - @ (or a tab/CR) would run as a formula in Excel.
+    Phones are E.164 ("+84…") from the validator, so they are left as they are."""
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
@@ -296,22 +297,19 @@ async def export_orders(ctx: Context) -> None:
     for order in orders:
         writer.writerow(
             [
-                _cell(value)
-                for value in [
-                    order.code,
-                    order.status,
-                    order.created_at.isoformat(),
-                    order.full_name or "",
-                    order.phone or "",
-                    order.address or "",
-                    order.email or "",
-                    order.product_code or "",
-                    order.product_name or "",
-                    order.price_vnd if order.price_vnd is not None else "",
-                    order.request_text or "",
-                    order.channel,
-                    order.language,
-                ]
+                order.code,
+                order.status,
+                order.created_at.isoformat(),
+                _cell(order.full_name or ""),
+                order.phone or "",
+                _cell(order.address or ""),
+                _cell(order.email or ""),
+                order.product_code or "",
+                order.product_name or "",
+                order.price_vnd if order.price_vnd is not None else "",
+                _cell(order.request_text or ""),
+                order.channel,
+                order.language,
             ]
         )
     content = ("\ufeff" + buffer.getvalue()).encode("utf-8")
