@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 
 from handlers.context import Context
-from storage.models import Customer
 
 MAX_RELAY_CHARS = 2000
 
@@ -32,24 +31,31 @@ async def relay_from_customer(ctx: Context, thread: str, heading: str, text: str
 
 async def relay_to_customer(
     ctx: Context,
-    customer: Customer,
+    customer_id: int | None,
     thread: str,
-    key: str,
-    params: dict[str, object],
+    code: str,
     text: str,
-    confirmation: str,
-) -> bool:
-    """Staff → customer: deliver `text` with catalog message `key` (its `{text}` placeholder
-    gets the text, `params` the rest) in the customer's language, store it in `thread`, and
-    post `confirmation` (escaped HTML) in the staff chat. False when the customer cannot be
-    reached through the bot (nothing stored or sent then)."""
+    *,
+    message_key: str,
+    relayed_key: str,
+    gone_key: str,
+) -> None:
+    """Staff → customer: deliver `text` with catalog message `message_key` (placeholders
+    `{code}`, `{text}`) in the customer's language, store it in `thread`, and confirm in the
+    staff chat (`relayed_key`) — or tell staff the customer is gone (`gone_key`): erased, or
+    unreachable through the bot."""
     text = text.strip()[:MAX_RELAY_CHARS]
-    sent = await ctx.to_customer(customer, key, {**params, "text": text})
-    if sent is None:
-        return False
+    customer = await ctx.uow.customers.get(customer_id) if customer_id is not None else None
+    sent = (
+        await ctx.to_customer(customer, message_key, {"code": code, "text": text})
+        if customer is not None
+        else None
+    )
+    if customer is None or sent is None:
+        await ctx.to_staff(ctx.staff_text(gone_key, code=code))
+        return
     await ctx.uow.orders.add_relayed(customer.id, thread, "out", text, ctx.now, ctx.actor)
-    await ctx.to_staff(confirmation, tag=thread)
-    return True
+    await ctx.to_staff(ctx.staff_text(relayed_key, code=code), tag=thread)
 
 
 async def replied_thread(ctx: Context) -> str | None:

@@ -191,20 +191,16 @@ async def staff_reply(ctx: Context) -> None:
     if not text:
         await ctx.to_staff(ctx.staff_text("order.staff.empty_relay"))
         return
-    customer = (
-        await ctx.uow.customers.get(order.customer_id) if order.customer_id is not None else None
-    )
-    delivered = customer is not None and await relay_to_customer(
+    await relay_to_customer(
         ctx,
-        customer,
+        order.customer_id,
         order_tag(order),
-        "order.staff_message",
-        {"code": order.code},
+        order.code,
         text,
-        ctx.staff_text("order.staff.relayed", code=order.code),
+        message_key="order.staff_message",
+        relayed_key="order.staff.relayed",
+        gone_key="order.staff.customer_gone",
     )
-    if not delivered:
-        await ctx.to_staff(ctx.staff_text("order.staff.customer_gone", code=order.code))
 
 
 # ---- staff commands ------------------------------------------------------------------------

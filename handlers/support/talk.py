@@ -177,20 +177,16 @@ async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> No
     if thread.closed_at is not None:
         await ctx.to_staff(ctx.staff_text("talk.staff.already_closed", code=thread.code))
         return
-    customer = (
-        await ctx.uow.customers.get(thread.customer_id) if thread.customer_id is not None else None
-    )
-    delivered = customer is not None and await relay_to_customer(
+    await relay_to_customer(
         ctx,
-        customer,
+        thread.customer_id,
         thread_tag(thread),
-        "talk.staff_message",
-        {"code": thread.code},
+        thread.code,
         text,
-        ctx.staff_text("talk.staff.relayed", code=thread.code),
+        message_key="talk.staff_message",
+        relayed_key="talk.staff.relayed",
+        gone_key="talk.staff.customer_gone",
     )
-    if not delivered:
-        await ctx.to_staff(ctx.staff_text("talk.staff.customer_gone", code=thread.code))
 
 
 @router.payload("tk", staff=True)
