@@ -60,6 +60,8 @@ class Step:
     ask_contact: bool = False
     collect_max: int = 0  # > 0: a collecting step (e.g. photos) taking up to this many inputs
     profile_field: str | None = None  # saved-profile field offered for reuse
+    # Answer buttons: (label catalog id, value); a press is parsed as if the value were typed.
+    choices: tuple[tuple[str, str], ...] = ()
     show: Callable[[Context, Any], str] | None = None  # how the review screen shows the value
 
 
@@ -194,6 +196,7 @@ def _show(ctx: Context, step: Step, value: Any) -> str:
 
 
 def _step_buttons(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) -> ButtonRows:
+    choices = tuple((ctx.button(label, f"f:pick:{value}"),) for label, value in step.choices)
     row: list[Button] = []
     if step.collect_max:
         row.append(
@@ -204,7 +207,7 @@ def _step_buttons(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) 
     if flow.index(step.name) > 0:
         row.append(ctx.button("flow.btn.back", "f:back"))
     row.append(ctx.button("flow.btn.cancel", "f:cancel"))
-    return (tuple(row),)
+    return (*choices, tuple(row))
 
 
 async def prompt(ctx: Context, flow: Flow, step: Step, prefix: str = "") -> None:
@@ -304,11 +307,14 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
         values.setdefault(step.name, [] if step.collect_max else None)
         await _advance(ctx, flow, values, after=step.name)
         return
+    answer = inbound.text
+    if payload.startswith("f:pick:") and payload[7:] in {v for _, v in step.choices}:
+        answer, payload = payload[7:], ""
     if payload:
         await _stale_button(ctx, flow)
         return
     try:
-        value = step.parse(StepInput(inbound.text, inbound.contact, inbound.attachments))
+        value = step.parse(StepInput(answer, inbound.contact, inbound.attachments))
     except InvalidInput as error:
         await prompt(ctx, flow, step, prefix=ctx.error_text(error))
         return

@@ -91,7 +91,7 @@ async def file_complaint(
     if not await harness.has_consent(user):
         await harness.consent(user)
     await harness.say(user, "/complaint")
-    await harness.press(user, f"pick:complaint:category:{category}")
+    await harness.press(user, f"f:pick:{category}")
     await harness.say(user, description)
     if photo:
         await harness.photo(user, photo)
@@ -236,12 +236,12 @@ async def test_urgent_complaint_lifecycle(harness: Harness) -> None:
     await harness.consent("1")
     ask = await harness.say("1", "/complaint")
     assert payloads(ask[0]) == [
-        "pick:complaint:category:leak",
-        "pick:complaint:category:service",
-        "pick:complaint:category:other",
+        "f:pick:leak",
+        "f:pick:service",
+        "f:pick:other",
         "f:cancel",
     ]
-    await harness.press("1", "pick:complaint:category:leak")
+    await harness.press("1", "f:pick:leak")
     await harness.say("1", "Có người lạ gọi điện, biết tên và địa chỉ của em")
     await harness.photo("1", "photo-ref-1")
     await harness.press("1", "f:skip")
@@ -319,7 +319,7 @@ async def test_description_limits_and_the_complaint_needs_consent(harness: Harne
     assert first[0].text == tr("consent.needed_first")
     resumed = await harness.press("1", "consent:yes")
     assert tr("complaint.ask.category") in texts(resumed)
-    await harness.press("1", "pick:complaint:category:other")
+    await harness.press("1", "f:pick:other")
     too_long = await harness.say("1", "x" * 2001)
     assert tr("support.text.too_long", limit=2000, length=2001) in too_long[0].text
     photo_first = await harness.photo("1", "ref")
@@ -328,7 +328,7 @@ async def test_description_limits_and_the_complaint_needs_consent(harness: Harne
 
 async def test_a_stale_category_button_is_refused_politely(harness: Harness) -> None:
     await harness.consent("1")
-    replies = await harness.press("1", "pick:complaint:category:leak")
+    replies = await harness.press("1", "f:pick:leak")
     assert texts(replies) == [tr("flow.stale_button")]
     assert await tickets(harness) == []
 
@@ -430,7 +430,7 @@ async def test_return_request_is_tied_to_the_customers_own_order(harness: Harnes
 
     kind = await harness.press("1", f"rt:{own.id}")
     assert kind[0].text == tr("returns.ask.kind", order=own_code)
-    assert payloads(kind[0])[:2] == ["pick:returns:kind:return", "pick:returns:kind:warranty"]
+    assert payloads(kind[0])[:2] == ["f:pick:return", "f:pick:warranty"]
     await harness.say("1", "bao hanh")
     await harness.say("1", "Khung tranh bị nứt ở góc dưới")
     await harness.photo("1", "crack-photo")

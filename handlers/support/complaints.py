@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +42,7 @@ from handlers.rights.export import EXTRA_SECTIONS
 from handlers.router import router
 from handlers.support.talk import leading_code, new_support_code
 from handlers.text import fold
-from storage.models import ConversationState, Customer, Order
+from storage.models import Customer, Order
 from storage.repositories import UnitOfWork
 from storage.support import (
     ACKNOWLEDGED,
@@ -66,50 +65,6 @@ CATEGORIES = (LEAK, SERVICE, OTHER)
 
 
 # ---- choice steps (buttons that answer a step of the active flow) ---------------------------
-
-
-async def begin_with_choice(
-    ctx: Context, flow: Flow, values: dict[str, Any], choices: Sequence[tuple[str, str]]
-) -> None:
-    """Start `flow` at its first step, a choice, asked with one button per (label key,
-    value). A button sends `pick:<flow>:<step>:<value>`, which `pick_button` feeds to the
-    step's parser exactly as if the value had been typed; typed words work as well."""
-    if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state)
-        await ctx.uow.session.flush()
-    first = flow.steps[0]
-    ctx.state = ConversationState(
-        channel=ctx.inbound.channel,
-        chat_id=ctx.inbound.chat_id,
-        customer_id=ctx.customer.id if ctx.customer else None,
-        flow=flow.name,
-        step=first.name,
-        data={"values": values},
-        expires_at=ctx.now + ctx.config.draft_ttl,
-        updated_at=ctx.now,
-    )
-    await ctx.uow.states.save(ctx.state)
-    rows: list[tuple[Button, ...]] = [
-        (ctx.button(label, f"pick:{flow.name}:{first.name}:{value}"),) for label, value in choices
-    ]
-    rows.append((ctx.button("flow.btn.cancel", "f:cancel"),))
-    await ctx.reply(ctx.tr(first.prompt, **flow.prompt_params(ctx, values)), tuple(rows))
-
-
-@router.payload("pick")
-async def pick_button(ctx: Context) -> None:
-    parts = (ctx.inbound.payload or "").split(":", 3)
-    flow = engine.active_flow(ctx)
-    if (
-        len(parts) != 4
-        or flow is None
-        or ctx.state is None
-        or (flow.name, ctx.state.step) != (parts[1], parts[2])
-    ):
-        await ctx.reply(ctx.tr("flow.stale_button"))
-        return
-    ctx.inbound = replace(ctx.inbound, payload=None, text=parts[3], command=None, args="")
-    await engine.handle_input(ctx, flow)
 
 
 def _has(folded: str, *phrases: str) -> bool:
@@ -162,8 +117,6 @@ def _show_category(ctx: Context, value: Any) -> str:
 
 # ---- the complaint flow --------------------------------------------------------------------
 
-CATEGORY_CHOICES = tuple((f"complaint.choice.{c}", c) for c in CATEGORIES)
-
 
 async def _file_complaint(ctx: Context, values: dict[str, Any]) -> None:
     ticket = await create_ticket(
@@ -180,6 +133,9 @@ async def _file_complaint(ctx: Context, values: dict[str, Any]) -> None:
     )
 
 
+CATEGORY_CHOICES = tuple((f"complaint.choice.{c}", c) for c in CATEGORIES)
+
+
 COMPLAINT_FLOW = engine.register(
     Flow(
         name="complaint",
@@ -192,6 +148,7 @@ COMPLAINT_FLOW = engine.register(
                 "complaint.field.category",
                 parse_category,
                 show=_show_category,
+                choices=CATEGORY_CHOICES,
             ),
             Step(
                 "description",
@@ -221,7 +178,7 @@ async def complaint_command(ctx: Context) -> None:
 async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
     if not await ensure_consent(ctx, then="complaint", context=context):
         return
-    await begin_with_choice(ctx, COMPLAINT_FLOW, {}, CATEGORY_CHOICES)
+    await engine.begin(ctx, COMPLAINT_FLOW)
 
 
 @router.command("complaints", help_key="help.cmd.complaints", locked_ok=True)

@@ -30,7 +30,6 @@ from handlers.orders.service import CANCELLED, local_time
 from handlers.router import router
 from handlers.support.complaints import (
     MAX_PHOTOS,
-    begin_with_choice,
     create_ticket,
     parse_photos,
     parse_text,
@@ -106,7 +105,14 @@ RETURN_FLOW = engine.register(
         on_complete=_file_request,
         prompt_params=lambda ctx, values: {"order": values.get("order_code", "")},
         steps=(
-            Step("kind", "returns.ask.kind", "returns.field.kind", parse_kind, show=_show_kind),
+            Step(
+                "kind",
+                "returns.ask.kind",
+                "returns.field.kind",
+                parse_kind,
+                show=_show_kind,
+                choices=KIND_CHOICES,
+            ),
             Step("reason", "returns.ask.reason", "returns.field.reason", parse_text),
             Step(
                 "photos",
@@ -181,4 +187,4 @@ async def begin_request(ctx: Context, order: Order) -> None:
     if not await ensure_consent(ctx, then="returns", context={"order_id": order.id}):
         return
     values = {"order_id": order.id, "order_code": order.code}
-    await begin_with_choice(ctx, RETURN_FLOW, values, KIND_CHOICES)
+    await engine.begin(ctx, RETURN_FLOW, values)
