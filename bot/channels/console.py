@@ -105,6 +105,7 @@ class ConsoleChat:
             text=body,
             language_hint=self.language,
             from_staff_chat=staff,
+            user_display_name=f"#{self.staff_user_id}" if staff else "",
         )
         if body.isdigit() and len(body) <= 3:
             buttons = self.adapter.buttons.get(chat_id, ())
