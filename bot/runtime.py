@@ -76,7 +76,7 @@ class Runtime:
         self.delivery = delivery or DeliveryPolicy()
         self.adapters: dict[str, ChannelAdapter] = {}
         self._conversations: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._arrived: set[tuple[str, str]] = set()  # rows stored while their task ran
         self._wake_delivery = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
@@ -116,7 +116,8 @@ class Runtime:
         key = (channel, chat_id)
         task = self._conversations.get(key)
         if task is not None and not task.done():
-            # The running task re-reads the inbox before it ends, so it will see the new row.
+            # The running task looks at the inbox again before it ends (see _drain_conversation).
+            self._arrived.add(key)
             return
         task = asyncio.create_task(self._drain_conversation(key), name=f"conv:{channel}")
         self._conversations[key] = task
@@ -125,22 +126,14 @@ class Runtime:
     def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if self._conversations.get(key) is task:
             del self._conversations[key]
-            # A row may have arrived between the last read and the task's end.
-            if not self._stopping:
-                recheck = asyncio.get_running_loop().create_task(self._recheck(key))
-                self._background.add(recheck)  # keep a reference until it is done
-                recheck.add_done_callback(self._background.discard)
-
-    async def _recheck(self, key: tuple[str, str]) -> None:
-        async with UnitOfWork(self.sessions) as uow:
-            pending = await uow.inbox.next_pending(*key)
-        if pending is not None:
-            self._kick_conversation(*key)
 
     async def _drain_conversation(self, key: tuple[str, str]) -> None:
+        """Process this conversation's inbox rows, oldest first, until none is left."""
         while not self._stopping:
-            processed = await self._process_next(key)
-            if not processed:
+            self._arrived.discard(key)
+            if not await self._process_next(key) and key not in self._arrived:
+                # No await between this check and the task's end: a row stored from now on
+                # finds the task done and starts a new one.
                 return
 
     async def _process_next(self, key: tuple[str, str]) -> bool:
@@ -430,7 +423,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         while loop.time() < deadline:
-            tasks = [t for t in (*self._conversations.values(), *self._background) if not t.done()]
+            tasks = [task for task in self._conversations.values() if not task.done()]
             if tasks:
                 await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time()))
                 continue
