@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.runtime import DeliveryPolicy, Runtime
@@ -42,7 +45,15 @@ from handlers.messages import (
     TemporarySendError,
 )
 from handlers.orders.catalog import Catalog
-from storage.models import ConversationState, InboxEvent, Order, OutboxMessage
+from storage.models import (
+    Base,
+    ChannelIdentity,
+    ConversationState,
+    Customer,
+    InboxEvent,
+    Order,
+    OutboxMessage,
+)
 from storage.repositories import OrderRepository, StateRepository, UnitOfWork
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +72,11 @@ TEST_DELIVERY = DeliveryPolicy(base_delay=60.0, max_delay=3600.0, max_attempts=1
 # flood-limited per minute (handlers/support/abuse.py), and a frozen clock would make every
 # message of a long test arrive "at once". Pass `pace=timedelta(0)` to freeze time.
 TYPING_PACE = timedelta(seconds=4)
+
+# Environment variables `run_cli` removes: the developer's own shop settings.
+CLI_SETTING_PREFIXES = ("TELEGRAM_", "ZALO_", "STAFF_", "DATABASE_", "WEBHOOK_", "RETENTION_")
+
+RowT = TypeVar("RowT", bound=Base)
 
 
 def tr(key: str, lang: str = "vi", **params: object) -> str:
@@ -95,6 +111,28 @@ def to_chat(messages: Iterable[Outbound], chat_id: str) -> list[Outbound]:
 
 def flat_buttons(message: Outbound) -> list[Button]:
     return [button for row in message.buttons for button in row]
+
+
+def run_cli(tmp_path: Path, *args: str, lines: Sequence[str] = (), **env_extra: str) -> str:
+    """Run `python -m bot ARGS` to completion with `lines` typed on stdin: in `tmp_path` (no
+    stray `.env`), with its data in `tmp_path/data`, the shop's own settings taken out of the
+    environment and `env_extra` put in. It must exit 0; returns its stdout."""
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(CLI_SETTING_PREFIXES)
+    }
+    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(PROJECT_DIR), **env_extra)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 class FakeClock:
@@ -361,13 +399,17 @@ class Harness:
         """Consent (if needed) and walk the order flow until `step` is being asked.
 
         `step` is a step name ("full_name", "phone", "address", "email", "request",
-        "photos") or "review". Default answers can be overridden by keyword.
+        "photos") or "review". Default answers can be overridden by keyword. A returning
+        customer, first offered the saved details, chooses to type new ones ("f:new").
         Returns the replies of the last message sent.
         """
         values = {**DEFAULT_ANSWERS, **answers}
         if not await self.has_consent(user_id):
             await self.consent(user_id)
         replies = await self.say(user_id, "/order")
+        state = await self.state(user_id)
+        if state is not None and state.step == "_saved":
+            replies = await self.press(user_id, "f:new")
         for name in ORDER_STEPS:
             if name == step:
                 return replies
@@ -376,11 +418,13 @@ class Harness:
         return replies
 
     async def place_order(self, user_id: str, **answers: str) -> str:
-        """A whole order, confirmed; returns its code."""
+        """A whole order, confirmed (by a returning customer too); returns the new order's
+        code (exactly one order must have been added)."""
+        before = {o.code for o in await self.orders()}
         await self.order_until(user_id, "review", **answers)
         await self.press(user_id, "f:ok")
-        orders = await self.orders()
-        return orders[-1].code
+        (code,) = {o.code for o in await self.orders()} - before
+        return code
 
     # ---- inspecting ------------------------------------------------------------------------
     def delivered(self, chat_id: str | None = None) -> list[Outbound]:
@@ -426,13 +470,31 @@ class Harness:
         async with self.sessions() as session:
             return await OrderRepository(session).all_for_export()
 
-    async def outbox_rows(self) -> Sequence[OutboxMessage]:
+    async def order(self, code: str) -> Order:
+        """The order with `code` (with its status history)."""
+        return next(o for o in await self.orders() if o.code == code)
+
+    async def customer(self, user_id: str) -> Customer | None:
+        """The customer behind `user_id` (None when there is none, e.g. after erasure)."""
         async with self.sessions() as session:
-            return (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+            identity = await session.scalar(
+                select(ChannelIdentity).where(
+                    ChannelIdentity.channel == CHANNEL, ChannelIdentity.platform_user_id == user_id
+                )
+            )
+            return None if identity is None else await session.get(Customer, identity.customer_id)
+
+    async def rows(self, model: type[RowT]) -> Sequence[RowT]:
+        """Every stored row of the table `model`, in id order (oldest first)."""
+        async with self.sessions() as session:
+            query = select(model).order_by(*inspect(model).primary_key)
+            return (await session.scalars(query)).all()
+
+    async def outbox_rows(self) -> Sequence[OutboxMessage]:
+        return await self.rows(OutboxMessage)
 
     async def inbox_rows(self) -> Sequence[InboxEvent]:
-        async with self.sessions() as session:
-            return (await session.scalars(select(InboxEvent).order_by(InboxEvent.id))).all()
+        return await self.rows(InboxEvent)
 
 
 # The order flow's steps, in order, and answers that each step accepts.

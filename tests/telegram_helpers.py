@@ -14,25 +14,22 @@ and everything it caused has been delivered, and returns the Bot API calls made 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from bot.app import run_channels
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime
 from bot.web import TELEGRAM_PATH
-from handlers.i18n import t
-from storage.models import InboxEvent, Order, OutboxMessage
+from storage.models import Order
 from tests.fakes.telegram_api import Call, FakeTelegramAPI
+from tests.helpers import first_line, tr
+from tests.live_bot import WAIT, free_port, running, settle, wait_until
 
 JSON = dict[str, Any]
 
@@ -44,21 +41,6 @@ STAFF_NAME = "Hạnh"
 CUSTOMER = 4242
 WEBHOOK_SECRET = "s3cret-Token_for-tests"
 PUBLIC_URL = "https://bot.example.test"
-WAIT = 10.0  # upper bound of every wait: a hang fails the test instead of blocking the suite
-
-
-def tr(key: str, lang: str = "vi", **params: object) -> str:
-    return t(lang, key, **params)
-
-
-def first_line(key: str, lang: str = "vi", **params: object) -> str:
-    return tr(key, lang, **params).splitlines()[0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def telegram_settings(data_dir: Path, api: FakeTelegramAPI, **overrides: object) -> Settings:
@@ -171,11 +153,7 @@ class TelegramBot:
 
     async def settle(self) -> None:
         """Until every stored inbound is handled and every due outbox row was tried."""
-        for _ in range(100):
-            await self.runtime.idle(limit=WAIT)
-            if not await due_outbox_rows(self.runtime):
-                return
-        raise AssertionError("outbox rows stay due")
+        await settle(self.runtime, rounds=100)
 
     async def wait_sent(
         self, chat_id: int, contains: str, *, count: int = 1, method: str = "sendMessage"
@@ -193,35 +171,6 @@ class TelegramBot:
         )
 
 
-async def due_outbox_rows(runtime: Runtime) -> list[OutboxMessage]:
-    """Pending rows the delivery worker would send now (the oldest pending row of each chat,
-    if its retry time has come)."""
-    now = datetime.now(UTC)
-    async with runtime.sessions() as session:
-        rows = await session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
-            .order_by(OutboxMessage.id)
-        )
-        heads: dict[tuple[str, str], OutboxMessage] = {}
-        for row in rows:
-            heads.setdefault((row.channel, row.chat_id), row)
-        return [row for row in heads.values() if row.next_attempt_at <= now]
-
-
-async def inbox_count(runtime: Runtime) -> int:
-    async with runtime.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(InboxEvent)) or 0)
-
-
-async def outbox_rows(runtime: Runtime, chat_id: int | None = None) -> list[OutboxMessage]:
-    query = select(OutboxMessage).order_by(OutboxMessage.id)
-    if chat_id is not None:
-        query = query.where(OutboxMessage.chat_id == str(chat_id))
-    async with runtime.sessions() as session:
-        return list(await session.scalars(query))
-
-
 async def order_by_code(runtime: Runtime, code: str) -> Order:
     async with runtime.sessions() as session:
         order = await session.scalar(select(Order).where(Order.code == code))
@@ -229,52 +178,13 @@ async def order_by_code(runtime: Runtime, code: str) -> Order:
         return order
 
 
-async def wait_until(
-    condition: Callable[[], Any], what: str, within: float = WAIT, every: float = 0.005
-) -> None:
-    """Poll `condition` (sync or async) until it is truthy; fail naming `what`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(every)
-
-
 @contextlib.asynccontextmanager
 async def running_bot(api: FakeTelegramAPI, settings: Settings) -> AsyncIterator[TelegramBot]:
     """`run_channels(settings)` as a task until the block ends; then a clean stop (the task
     must return without an error). Waits for `started` and, in webhook mode, until the
     webhook server answers."""
-    stop = asyncio.Event()
-    ready: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
-
-    def started(runtime: Runtime) -> None:
-        if not ready.done():
-            ready.set_result(runtime)
-
-    task = asyncio.create_task(run_channels(settings, stop=stop, started=started))
-    try:
-        waiting: set[asyncio.Future[Any]] = {task, ready}
-        done, _ = await asyncio.wait(waiting, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            await task  # raises the start-up error
-            raise AssertionError("run_channels returned before `started`")
-        if ready not in done:
-            raise AssertionError("run_channels did not start")
-        async with httpx.AsyncClient(timeout=WAIT) as http:
-            bot = TelegramBot(api, settings, ready.result(), http)
-            if bot.webhook_mode:
-                await _wait_for_server(http, settings.webhook_port)
-            yield bot
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, WAIT)
+    async with running(settings, webhook=bool(settings.webhook_public_url)) as live:
+        yield TelegramBot(api, settings, live.runtime, live.http)
 
 
 async def release_long_poll(api: FakeTelegramAPI) -> None:
@@ -283,17 +193,6 @@ async def release_long_poll(api: FakeTelegramAPI) -> None:
     getUpdates terminates it, as on Telegram."""
     async with httpx.AsyncClient(timeout=WAIT) as http:
         await http.post(f"{api.base_url}{api.token}/getUpdates", data={"timeout": "0"})
-
-
-async def _wait_for_server(http: httpx.AsyncClient, port: int) -> None:
-    async def answers() -> bool:
-        try:
-            response = await http.get(f"http://127.0.0.1:{port}/healthz")
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
-
-    await wait_until(answers, "the webhook server to listen")
 
 
 # ---- a customer ordering ------------------------------------------------------------------

@@ -8,10 +8,7 @@ checks is what the customer (or the staff chat) would see, plus the stored order
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -22,11 +19,11 @@ from handlers.messages import STAFF, Outbound
 from storage.models import Order
 from tests.helpers import (
     DEFAULT_ANSWERS,
-    PROJECT_DIR,
     Harness,
     first_line,
     flat_buttons,
     joined,
+    run_cli,
     texts,
     to_chat,
     tr,
@@ -64,24 +61,6 @@ def staff_alert(replies: list[Outbound]) -> Outbound:
     alerts = [m for m in to_chat(replies, STAFF) if "🆕" in m.text]
     assert len(alerts) == 1, texts(replies)
     return alerts[0]
-
-
-async def place(harness: Harness, user_id: str, **answers: str) -> str:
-    """Like `Harness.place_order`, also for a returning customer (who is first offered the
-    saved details: here they choose to type new ones). Returns the new order's code."""
-    if not await harness.has_consent(user_id):
-        await harness.consent(user_id)
-    before = {o.code for o in await harness.orders()}
-    await harness.say(user_id, "/order")
-    state = await harness.state(user_id)
-    if state is not None and state.step == "_saved":
-        await harness.press(user_id, "f:new")
-    values = {**DEFAULT_ANSWERS, **answers}
-    for step in ("full_name", "phone", "address", "email", "request", "photos"):
-        await harness.say(user_id, values[step])
-    await harness.press(user_id, "f:ok")
-    (code,) = {o.code for o in await harness.orders()} - before
-    return code
 
 
 async def walk(harness: Harness, user_id: str, answers: list[Any]) -> list[Outbound]:
@@ -357,32 +336,12 @@ async def test_photos_can_be_finished_early_with_done(harness: Harness) -> None:
 # ---- the whole order through the console channel (python -m bot chat) ------------------------
 
 
-def run_console(tmp_path: Path, lines: list[str], *extra: str) -> str:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "ZALO_", "STAFF_", "DATABASE_", "WEBHOOK_"))
-    }
-    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(PROJECT_DIR))
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "chat", *extra],
-        input="".join(f"{line}\n" for line in lines),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=tmp_path,  # no stray .env from the developer's checkout
-        env=env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 @pytest.mark.slow_cli
 def test_a_full_order_on_the_console_channel(tmp_path: Path) -> None:
-    out = run_console(
+    out = run_cli(
         tmp_path,
-        [
+        "chat",
+        lines=[
             "/start",
             "1",  # ✅ Tôi đồng ý
             "/order",
@@ -544,8 +503,8 @@ async def test_a_deep_link_to_an_unknown_product_starts_a_plain_order(harness: H
 async def test_orders_lists_only_the_customers_own_orders_with_statuses(
     harness: Harness,
 ) -> None:
-    mine = [await place(harness, "1"), await place(harness, "1", request="DH-005")]
-    theirs = await place(harness, "2", full_name="Vũ Thị Hồng")
+    mine = [await harness.place_order("1"), await harness.place_order("1", request="DH-005")]
+    theirs = await harness.place_order("2", full_name="Vũ Thị Hồng")
     await harness.staff(payload=f"os:{(await harness.orders())[0].id}:claimed")
 
     replies = await harness.say("1", "/orders")

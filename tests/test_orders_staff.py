@@ -13,18 +13,15 @@ import csv
 import html
 import io
 import re
-from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from handlers.context import ShopConfig
 from handlers.messages import STAFF, Outbound
 from handlers.orders.staff import EXPORT_COLUMNS
 from storage.models import AuditEntry, Disclosure, Order, OutboxMessage, RelayedMessage
 from tests.helpers import (
-    DEFAULT_ANSWERS,
     FakeClock,
     Harness,
     RecordingAdapter,
@@ -50,10 +47,6 @@ def shop() -> ShopConfig:
 # ---- local helpers ----------------------------------------------------------------------------
 
 
-async def order_by_code(harness: Harness, code: str) -> Order:
-    return next(o for o in await harness.orders() if o.code == code)
-
-
 async def alert_row(harness: Harness, order: Order) -> OutboxMessage:
     """The outbox row of the order's staff alert (the first staff message tagged with it)."""
     rows = [
@@ -63,38 +56,6 @@ async def alert_row(harness: Harness, order: Order) -> OutboxMessage:
     ]
     assert rows, "no staff alert"
     return rows[0]
-
-
-async def audit(harness: Harness) -> Sequence[AuditEntry]:
-    async with harness.sessions() as session:
-        return (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
-
-
-async def relayed(harness: Harness) -> Sequence[RelayedMessage]:
-    async with harness.sessions() as session:
-        return (await session.scalars(select(RelayedMessage).order_by(RelayedMessage.id))).all()
-
-
-async def disclosures(harness: Harness) -> Sequence[Disclosure]:
-    async with harness.sessions() as session:
-        return (await session.scalars(select(Disclosure).order_by(Disclosure.id))).all()
-
-
-async def place(harness: Harness, user_id: str, **answers: str) -> str:
-    """A confirmed order, also for a returning customer (who then types new details)."""
-    if not await harness.has_consent(user_id):
-        await harness.consent(user_id)
-    before = {o.code for o in await harness.orders()}
-    await harness.say(user_id, "/order")
-    state = await harness.state(user_id)
-    if state is not None and state.step == "_saved":
-        await harness.press(user_id, "f:new")
-    values = {**DEFAULT_ANSWERS, **answers}
-    for step in ("full_name", "phone", "address", "email", "request", "photos"):
-        await harness.say(user_id, values[step])
-    await harness.press(user_id, "f:ok")
-    (code,) = {o.code for o in await harness.orders()} - before
-    return code
 
 
 def edits(replies: list[Outbound]) -> list[Outbound]:
@@ -116,7 +77,7 @@ async def test_claim_contacted_shipping_done_edit_the_alert_and_notify_the_custo
     if lang == "en":
         await harness.say("1", "/lang en")
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     alert = await alert_row(harness, order)
     buttons = flat_buttons(next(m for m in harness.delivered(STAFF) if "🆕" in m.text))
     assert [b.payload for b in buttons] == [
@@ -149,7 +110,7 @@ async def test_claim_contacted_shipping_done_edit_the_alert_and_notify_the_custo
 
         notes = to_chat(replies, "1")
         assert texts(notes) == [tr(f"order.notify.{status}", lang, code=code, **params)]
-        assert (await order_by_code(harness, code)).status == status
+        assert (await harness.order(code)).status == status
 
     final = edits(replies)[0]
     history = [line for line in final.text.splitlines() if line.startswith("• ")]
@@ -161,8 +122,8 @@ async def test_claim_contacted_shipping_done_edit_the_alert_and_notify_the_custo
         f"{tr('order.status.done')} — Staff {STAFF_MEMBER}",
     ]
     assert final.buttons == ()  # nothing follows "done"
-    assert (await order_by_code(harness, code)).claimed_by == STAFF_MEMBER
-    actions = [a.action for a in await audit(harness) if a.subject == code]
+    assert (await harness.order(code)).claimed_by == STAFF_MEMBER
+    actions = [a.action for a in await harness.rows(AuditEntry) if a.subject == code]
     assert actions == ["order_created", "order_claimed", "order_contacted"] + [
         "order_shipping",
         "order_done",
@@ -173,7 +134,7 @@ async def test_an_invalid_transition_is_refused_with_a_note_and_changes_nothing(
     harness: Harness,
 ) -> None:
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     for status in ("shipping", "done"):
         await harness.staff(payload=f"os:{order.id}:{status}")
     outbox_before = len(await harness.outbox_rows())
@@ -193,26 +154,26 @@ async def test_an_invalid_transition_is_refused_with_a_note_and_changes_nothing(
             ),
         )
     ]
-    after = await order_by_code(harness, code)
+    after = await harness.order(code)
     assert after.status == "done"
     assert [c.status for c in after.history] == ["new", "shipping", "done"]
-    assert len(await disclosures(harness)) == 1  # no second carrier hand-off
+    assert len(await harness.rows(Disclosure)) == 1  # no second carrier hand-off
     assert len(await harness.outbox_rows()) == outbox_before + 1  # only the note
 
 
 async def test_a_stale_claim_button_after_cancel_is_refused(harness: Harness) -> None:
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     await harness.staff(f"/cancel {code} khách đổi ý")
     replies = await harness.staff(payload=f"os:{order.id}:claimed")
     assert to_chat(replies, "1") == []
     assert edits(replies) == []
-    assert (await order_by_code(harness, code)).status == "cancelled"
+    assert (await harness.order(code)).status == "cancelled"
 
 
 async def test_cancel_asks_for_a_reason_and_the_customer_gets_it(harness: Harness) -> None:
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
 
     replies = await harness.staff(payload=f"os:{order.id}:cancelled")
     (question,) = replies
@@ -223,21 +184,21 @@ async def test_cancel_asks_for_a_reason_and_the_customer_gets_it(harness: Harnes
         f"oc:{order.id}:out_of_stock",
         f"oc:{order.id}:unreachable",
     ]
-    assert (await order_by_code(harness, code)).status == "new"  # not yet
+    assert (await harness.order(code)).status == "new"  # not yet
 
     replies = await harness.staff(payload=f"oc:{order.id}:out_of_stock")
     reason = tr("order.cancel_reason.out_of_stock")
     assert texts(to_chat(replies, "1")) == [tr("order.notify.cancelled", code=code, reason=reason)]
     (edited,) = edits(replies)
     assert f"{tr('order.status.cancelled')} — Staff 900 ({reason})" in html.unescape(edited.text)
-    assert (await order_by_code(harness, code)).status == "cancelled"
+    assert (await harness.order(code)).status == "cancelled"
 
 
 async def test_cancel_reason_reaches_an_english_customer_in_english(harness: Harness) -> None:
     await harness.consent("1")
     await harness.say("1", "/lang en")
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     await harness.staff(payload=f"os:{order.id}:cancelled")
     replies = await harness.staff(payload=f"oc:{order.id}:unreachable")
     reason = tr("order.cancel_reason.unreachable", "en")
@@ -251,13 +212,13 @@ async def test_staff_cancel_command_with_a_typed_reason(harness: Harness) -> Non
 
     usage = await harness.staff(f"/cancel {code}")
     assert texts(usage) == [html.escape(tr("order.staff.cancel_usage"))]
-    assert (await order_by_code(harness, code)).status == "new"
+    assert (await harness.order(code)).status == "new"
 
     replies = await harness.staff(f"/cancel {code.lower()} Khách hẹn mua dịp Tết")
     assert texts(to_chat(replies, "1")) == [
         tr("order.notify.cancelled", code=code, reason="Khách hẹn mua dịp Tết")
     ]
-    assert (await order_by_code(harness, code)).status == "cancelled"
+    assert (await harness.order(code)).status == "cancelled"
 
     again = await harness.staff(f"/cancel {code} lần nữa")
     assert texts(again) == [html.escape(tr("order.staff.cannot_cancel", code=code))]
@@ -274,7 +235,7 @@ async def test_relay_both_ways_is_threaded_stored_and_shown_in_mydata(
     harness: Harness, adapter: RecordingAdapter
 ) -> None:
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     alert = await alert_row(harness, order)
 
     # Customer → staff, threaded under the alert.
@@ -299,7 +260,7 @@ async def test_relay_both_ways_is_threaded_stored_and_shown_in_mydata(
     replies = await harness.staff(answer_2, reply_to=alert.platform_message_id)
     assert texts(to_chat(replies, "1")) == [tr("order.staff_message", code=code, text=answer_2)]
 
-    stored = await relayed(harness)
+    stored = await harness.rows(RelayedMessage)
     assert [(m.direction, m.text, m.thread) for m in stored] == [
         ("in", question, f"order:{order.id}"),
         ("out", answer_1, f"order:{order.id}"),
@@ -330,7 +291,7 @@ async def test_ordinary_staff_chatter_is_not_relayed(harness: Harness) -> None:
     await harness.place_order("1")
     replies = await harness.staff("Ai trực chiều nay vậy mọi người?")
     assert replies == []
-    assert await relayed(harness) == []
+    assert await harness.rows(RelayedMessage) == []
 
 
 async def test_free_text_without_an_open_order_is_not_relayed(harness: Harness) -> None:
@@ -338,7 +299,7 @@ async def test_free_text_without_an_open_order_is_not_relayed(harness: Harness) 
     await harness.staff(f"/cancel {code} hết hàng")
     replies = await harness.say("1", "Dạ em cảm ơn shop")
     assert to_chat(replies, STAFF) == []
-    assert await relayed(harness) == []
+    assert await harness.rows(RelayedMessage) == []
 
 
 # ---- carrier hand-off ------------------------------------------------------------------------
@@ -356,10 +317,10 @@ async def test_the_carrier_slip_has_exactly_code_name_phone_address_and_is_discl
         request="SD-001 — gói kỹ giúp em, giao giờ hành chính",
     )
     await harness.staff(
-        user_id=STAFF_MEMBER, payload=f"os:{(await order_by_code(harness, code)).id}:claimed"
+        user_id=STAFF_MEMBER, payload=f"os:{(await harness.order(code)).id}:claimed"
     )
 
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     replies = await harness.staff(payload=f"os:{order.id}:shipping")
 
     slips = [m for m in to_chat(replies, STAFF) if m.edit_of is None]
@@ -382,12 +343,12 @@ async def test_the_carrier_slip_has_exactly_code_name_phone_address_and_is_discl
         "15 Tạ Quang Bửu, Hai Bà Trưng, Hà Nội",
     ]
 
-    (disclosure,) = await disclosures(harness)
+    (disclosure,) = await harness.rows(Disclosure)
     assert (disclosure.recipient_kind, disclosure.recipient_name) == ("carrier", CARRIER)
     assert disclosure.fields == ["code", "full_name", "phone", "address"]
     assert disclosure.staff_actor == "staff:console:900"
     assert disclosure.order_id == order.id
-    assert (await order_by_code(harness, code)).handed_to_carrier_at is not None
+    assert (await harness.order(code)).handed_to_carrier_at is not None
 
     mydata = joined(await harness.say("1", "/mydata"))
     assert tr("rights.section.disclosures") in mydata
@@ -406,7 +367,7 @@ async def test_a_forged_staff_payload_from_a_customer_is_refused_and_audited(
     harness: Harness, forged: str
 ) -> None:
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     await harness.consent("2")
     outbox_before = len(await harness.outbox_rows())
 
@@ -414,11 +375,11 @@ async def test_a_forged_staff_payload_from_a_customer_is_refused_and_audited(
         replies = await harness.press(attacker, forged.format(id=order.id))
         assert [(m.chat_id, m.text) for m in replies] == [(attacker, tr("staff.not_allowed"))]
 
-    after = await order_by_code(harness, code)
+    after = await harness.order(code)
     assert after.status == "new" and [c.status for c in after.history] == ["new"]
-    assert await disclosures(harness) == []
+    assert await harness.rows(Disclosure) == []
     assert len(await harness.outbox_rows()) == outbox_before + 2  # the two refusals only
-    refused = [a for a in await audit(harness) if a.action == "refused"]
+    refused = [a for a in await harness.rows(AuditEntry) if a.action == "refused"]
     assert len(refused) == 2
     assert all(a.actor.startswith("customer:") for a in refused)
     assert all(a.detail == "staff-only:" + forged.split(":")[0] for a in refused)
@@ -432,18 +393,18 @@ async def test_staff_commands_from_a_private_chat_are_refused_and_audited(
     replies = await harness.say("2", command)
     assert [(m.chat_id, m.text) for m in replies] == [("2", tr("staff.not_allowed"))]
     assert "Nguyễn Thị Lan" not in joined(replies)
-    assert [a.action for a in await audit(harness)][-1] == "refused"
+    assert [a.action for a in await harness.rows(AuditEntry)][-1] == "refused"
 
 
 async def test_payloads_for_missing_orders_or_unknown_statuses_change_nothing(
     harness: Harness,
 ) -> None:
     code = await harness.place_order("1")
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     for payload in (f"os:{order.id + 99}:claimed", f"os:{order.id}:paid", "os:x:claimed", "os"):
         replies = await harness.staff(payload=payload)
         assert texts(replies) == [html.escape(tr("order.staff.not_found"))]
-    assert (await order_by_code(harness, code)).status == "new"
+    assert (await harness.order(code)).status == "new"
 
 
 # ---- markup injection ----------------------------------------------------------------------
@@ -460,7 +421,7 @@ async def test_customer_markup_is_escaped_everywhere_in_the_staff_chat(harness: 
     rejected = await harness.say("1", name)  # names cannot carry markup at all
     assert rejected[0].text.startswith(tr("validation.name.invalid_chars"))
     code = await harness.place_order("1", address=address, email=email, request=request)
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     await harness.say("1", relay)
     await harness.staff(payload=f"os:{order.id}:claimed")
     await harness.staff(payload=f"os:{order.id}:shipping")
@@ -501,12 +462,12 @@ async def test_an_alert_that_fails_twice_is_delivered_on_the_third_try_exactly_o
     assert code in joined(to_chat(replies, "1"))  # the customer is answered at once
     assert to_chat(replies, STAFF) == []
 
-    row = await alert_row(harness, await order_by_code(harness, code))
+    row = await alert_row(harness, await harness.order(code))
     assert (row.status, row.attempts) == ("pending", 1)
     clock.now = row.next_attempt_at + timedelta(seconds=1)
     assert await harness.deliver() == []  # second failure
 
-    row = await alert_row(harness, await order_by_code(harness, code))
+    row = await alert_row(harness, await harness.order(code))
     assert (row.status, row.attempts) == ("pending", 2)
     clock.now = row.next_attempt_at + timedelta(seconds=1)
     delivered = await harness.deliver()
@@ -516,12 +477,12 @@ async def test_an_alert_that_fails_twice_is_delivered_on_the_third_try_exactly_o
     clock.advance(hours=3)
     assert await harness.deliver() == []
     assert [m for m in harness.delivered(STAFF) if code in m.text] == delivered
-    row = await alert_row(harness, await order_by_code(harness, code))
+    row = await alert_row(harness, await harness.order(code))
     assert (row.status, row.attempts) == ("sent", 3)
     assert adapter.failures_left == 0
 
     # The alert works as usual afterwards: a claim edits the delivered message.
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     replies = await harness.staff(payload=f"os:{order.id}:claimed")
     assert edits(replies)[0].edit_of == row.id
 
@@ -530,10 +491,10 @@ async def test_an_alert_that_fails_twice_is_delivered_on_the_third_try_exactly_o
 
 
 async def test_staff_orders_lists_all_or_by_status(harness: Harness) -> None:
-    lan = await place(harness, "1", full_name="Nguyễn Thị Lan", phone="0912 345 678")
-    ha = await place(harness, "2", full_name="Phạm Thu Hà", phone="0903 111 222")
-    minh = await place(harness, "3", full_name="Trần Văn Minh", phone="024 3825 1234")
-    await harness.staff(payload=f"os:{(await order_by_code(harness, ha)).id}:claimed")
+    lan = await harness.place_order("1", full_name="Nguyễn Thị Lan", phone="0912 345 678")
+    ha = await harness.place_order("2", full_name="Phạm Thu Hà", phone="0903 111 222")
+    minh = await harness.place_order("3", full_name="Trần Văn Minh", phone="024 3825 1234")
+    await harness.staff(payload=f"os:{(await harness.order(ha)).id}:claimed")
 
     (listing,) = await harness.staff("/orders")
     lines = html.unescape(listing.text).splitlines()
@@ -564,9 +525,9 @@ FIND_QUERIES = [
 
 async def test_staff_find_by_phone_part_or_name_part(harness: Harness) -> None:
     codes = {
-        "lan": await place(harness, "1", full_name="Nguyễn Thị Lan", phone="0912 345 678"),
-        "ha": await place(harness, "2", full_name="Phạm Thu Hà", phone="0903 111 222"),
-        "minh": await place(harness, "3", full_name="Trần Văn Minh", phone="0987 654 321"),
+        "lan": await harness.place_order("1", full_name="Nguyễn Thị Lan", phone="0912 345 678"),
+        "ha": await harness.place_order("2", full_name="Phạm Thu Hà", phone="0903 111 222"),
+        "minh": await harness.place_order("3", full_name="Trần Văn Minh", phone="0987 654 321"),
     }
     for query, expected in FIND_QUERIES:
         (result,) = await harness.staff(f"/find {query}")
@@ -593,16 +554,15 @@ async def test_staff_order_code_shows_the_full_alert(harness: Harness) -> None:
 
 
 async def test_staff_export_is_a_utf8_bom_csv_with_one_row_per_order(harness: Harness) -> None:
-    await place(harness, "1", full_name="Nguyễn Thị Lan", request="SD-001")
-    await place(
-        harness,
+    await harness.place_order("1", full_name="Nguyễn Thị Lan", request="SD-001")
+    await harness.place_order(
         "2",
         full_name="Đặng Thùy Trâm",
         address="48 Tràng Tiền, Hoàn Kiếm, Hà Nội",
         email="tram@example.com",
         request='Tranh "sen" khổ lớn,\nkhung gỗ',
     )
-    await place(harness, "1", full_name="Nguyễn Thị Lan", request="DH-005")
+    await harness.place_order("1", full_name="Nguyễn Thị Lan", request="DH-005")
 
     (message,) = await harness.staff("/export")
     assert message.chat_id == STAFF
@@ -626,4 +586,4 @@ async def test_staff_export_is_a_utf8_bom_csv_with_one_row_per_order(harness: Ha
     assert records[0]["product_name"].startswith("Phố cổ Hà Nội mùa thu")
     assert records[0]["price_vnd"] == "4500000"
     assert [r["status"] for r in records] == ["new", "new", "new"]
-    assert [a.action for a in await audit(harness)][-1] == "orders_exported"
+    assert [a.action for a in await harness.rows(AuditEntry)][-1] == "orders_exported"

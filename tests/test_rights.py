@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +27,6 @@ from storage.models import (
     ChannelIdentity,
     Customer,
     Disclosure,
-    Order,
     OutboxMessage,
 )
 from tests.helpers import (
@@ -43,6 +38,7 @@ from tests.helpers import (
     first_line,
     flat_buttons,
     joined,
+    run_cli,
     shop_config,
     texts,
     to_chat,
@@ -167,45 +163,6 @@ def assert_valid_export(document: dict[str, Any]) -> None:
 # ---- local helpers ----------------------------------------------------------------------------
 
 
-async def place(harness: Harness, user_id: str, **answers: str) -> str:
-    """A confirmed order, also for a returning customer (who then types new details)."""
-    if not await harness.has_consent(user_id):
-        await harness.consent(user_id)
-    before = {o.code for o in await harness.orders()}
-    await harness.say(user_id, "/order")
-    state = await harness.state(user_id)
-    if state is not None and state.step == "_saved":
-        await harness.press(user_id, "f:new")
-    values = {**DEFAULT_ANSWERS, **answers}
-    for step in ("full_name", "phone", "address", "email", "request", "photos"):
-        await harness.say(user_id, values[step])
-    await harness.press(user_id, "f:ok")
-    (code,) = {o.code for o in await harness.orders()} - before
-    return code
-
-
-async def order_by_code(harness: Harness, code: str) -> Order:
-    return next(o for o in await harness.orders() if o.code == code)
-
-
-async def customer_of(harness: Harness, user_id: str) -> Customer | None:
-    async with harness.sessions() as session:
-        identity = await session.scalar(
-            select(ChannelIdentity).where(ChannelIdentity.platform_user_id == user_id)
-        )
-        return None if identity is None else await session.get(Customer, identity.customer_id)
-
-
-async def audit(harness: Harness) -> Sequence[AuditEntry]:
-    async with harness.sessions() as session:
-        return (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
-
-
-async def disclosures(harness: Harness) -> Sequence[Disclosure]:
-    async with harness.sessions() as session:
-        return (await session.scalars(select(Disclosure).order_by(Disclosure.id))).all()
-
-
 def document_json(message: Outbound) -> dict[str, Any]:
     assert message.document is not None, message.text
     assert message.document.mime_type == "application/json"
@@ -222,7 +179,7 @@ async def export(harness: Harness, user_id: str = "1") -> dict[str, Any]:
 
 
 async def lock(harness: Harness, user_id: str) -> None:
-    customer = await customer_of(harness, user_id)
+    customer = await harness.customer(user_id)
     assert customer is not None
     async with harness.sessions() as session:
         await session.execute(
@@ -245,7 +202,7 @@ async def rich_customer(harness: Harness) -> str:
         email="tram.dang@example.com",
         request="SD-001, khung gỗ màu nâu",
     )
-    order = await order_by_code(harness, code)
+    order = await harness.order(code)
     await harness.say("1", "Em ở nhà buổi chiều ạ")
     await harness.staff(f"{code} Dạ shop giao chiều thứ bảy ạ")
     await harness.staff(payload=f"os:{order.id}:claimed")
@@ -304,7 +261,7 @@ async def test_mydata_shows_everything_stored_and_removes_itself_after_five_minu
     clock.advance(hours=1)
     await harness.deliver()
     assert len(adapter.deleted) == 1  # once
-    assert [a.action for a in await audit(harness)].count("mydata_viewed") == 1
+    assert [a.action for a in await harness.rows(AuditEntry)].count("mydata_viewed") == 1
 
 
 async def test_mydata_in_english(harness: Harness) -> None:
@@ -364,13 +321,13 @@ EDITS = [
 async def test_editing_a_field_validates_and_updates_profile_and_unshipped_orders(
     harness: Harness, field: str, bad: str, reason: str, good: str, stored: str
 ) -> None:
-    shipped = await place(harness, "1", email="old@example.com")
-    await harness.staff(payload=f"os:{(await order_by_code(harness, shipped)).id}:shipping")
-    done = await place(harness, "1", email="old@example.com")
-    done_id = (await order_by_code(harness, done)).id
+    shipped = await harness.place_order("1", email="old@example.com")
+    await harness.staff(payload=f"os:{(await harness.order(shipped)).id}:shipping")
+    done = await harness.place_order("1", email="old@example.com")
+    done_id = (await harness.order(done)).id
     await harness.staff(payload=f"os:{done_id}:shipping")
     await harness.staff(payload=f"os:{done_id}:done")
-    open_code = await place(harness, "1", email="old@example.com")
+    open_code = await harness.place_order("1", email="old@example.com")
     before = {o.code: getattr(o, field) for o in await harness.orders()}
 
     menu = await harness.press("1", "rights:edit")
@@ -385,18 +342,18 @@ async def test_editing_a_field_validates_and_updates_profile_and_unshipped_order
     assert first_line(f"rights.edit.ask.{field}") in replies[0].text  # asked again
     state = await harness.state("1")
     assert state is not None and (state.flow, state.step) == (f"edit_{field}", field)
-    assert getattr(await customer_of(harness, "1"), field) == before[open_code]
+    assert getattr(await harness.customer("1"), field) == before[open_code]
 
     replies = await harness.say("1", good)
     assert tr("rights.edit.done", field=tr(f"order.field.{field}"), orders=1) in texts(replies)
     assert await harness.state("1") is None
-    assert getattr(await customer_of(harness, "1"), field) == stored
+    assert getattr(await harness.customer("1"), field) == stored
     after = {o.code: getattr(o, field) for o in await harness.orders()}
     assert after == {**before, open_code: stored}  # not the shipped one, not the done one
 
-    (entry,) = [a for a in await audit(harness) if a.action == "profile_field_changed"]
+    (entry,) = [a for a in await harness.rows(AuditEntry) if a.action == "profile_field_changed"]
     assert entry.detail is not None and f"field={field}" in entry.detail
-    for row in await audit(harness):
+    for row in await harness.rows(AuditEntry):
         row_text = f"{row.actor} {row.action} {row.subject} {row.detail}"
         assert good not in row_text and stored not in row_text
 
@@ -406,8 +363,8 @@ async def test_the_email_can_be_removed_by_skipping(harness: Harness) -> None:
     await harness.press("1", "rights:edit:email")
     replies = await harness.press("1", "f:skip")
     assert tr("rights.edit.done", field=tr("order.field.email"), orders=1) in texts(replies)
-    assert (await customer_of(harness, "1")).email is None  # type: ignore[union-attr]
-    assert (await order_by_code(harness, code)).email is None
+    assert (await harness.customer("1")).email is None  # type: ignore[union-attr]
+    assert (await harness.order(code)).email is None
 
 
 async def test_a_phone_edit_accepts_a_shared_contact(harness: Harness) -> None:
@@ -415,7 +372,7 @@ async def test_a_phone_edit_accepts_a_shared_contact(harness: Harness) -> None:
     replies = await harness.press("1", "rights:edit:phone")
     assert replies[0].ask_contact
     await harness.contact("1", "84987654321")
-    assert (await customer_of(harness, "1")).phone == "+84987654321"  # type: ignore[union-attr]
+    assert (await harness.customer("1")).phone == "+84987654321"  # type: ignore[union-attr]
 
 
 # ---- export ----------------------------------------------------------------------------------
@@ -452,7 +409,7 @@ async def test_the_export_is_json_that_matches_the_documented_schema(
     assert data["channel_identities"] == [
         {"channel": "console", "platform_user_id": "1", "since": data["profile"]["created_at"]}
     ]
-    assert [a.action for a in await audit(harness)][-1] == "data_exported"
+    assert [a.action for a in await harness.rows(AuditEntry)][-1] == "data_exported"
 
 
 async def test_the_export_file_is_utf8_with_vietnamese_written_as_is(harness: Harness) -> None:
@@ -544,9 +501,9 @@ def test_the_schema_and_its_description_cover_the_same_fields() -> None:
 async def test_delete_explains_lists_open_orders_and_keep_changes_nothing(
     harness: Harness,
 ) -> None:
-    open_code = await place(harness, "1")
-    done_code = await place(harness, "1")
-    done_id = (await order_by_code(harness, done_code)).id
+    open_code = await harness.place_order("1")
+    done_code = await harness.place_order("1")
+    done_id = (await harness.order(done_code)).id
     await harness.staff(payload=f"os:{done_id}:shipping")
     await harness.staff(payload=f"os:{done_id}:done")
 
@@ -561,8 +518,8 @@ async def test_delete_explains_lists_open_orders_and_keep_changes_nothing(
     keep = harness.payload_of("1", "rights.btn.keep")  # "Giữ lại"
     replies = await harness.press("1", keep)
     assert texts(replies) == [tr("rights.delete.kept")]
-    assert (await customer_of(harness, "1")).full_name == DEFAULT_ANSWERS["full_name"]  # type: ignore[union-attr]
-    assert (await order_by_code(harness, open_code)).status == "new"
+    assert (await harness.customer("1")).full_name == DEFAULT_ANSWERS["full_name"]  # type: ignore[union-attr]
+    assert (await harness.order(open_code)).status == "new"
     assert await harness.has_consent("1")
 
 
@@ -570,8 +527,8 @@ async def test_delete_erases_cancels_open_orders_redacts_staff_copies_and_starts
     harness: Harness,
 ) -> None:
     code = await rich_customer(harness)  # shipped: still open, with slip and messages
-    other = await place(harness, "2", full_name="Vũ Thị Hồng")
-    order = await order_by_code(harness, code)
+    other = await harness.place_order("2", full_name="Vũ Thị Hồng")
+    order = await harness.order(code)
     rows = await harness.outbox_rows()
     tagged = [r for r in rows if r.chat_id == STAFF and r.tag == f"order:{order.id}"]
     first_per_message: dict[str, int] = {}
@@ -603,15 +560,15 @@ async def test_delete_erases_cancels_open_orders_redacts_staff_copies_and_starts
     assert "Đặng Thùy Trâm" not in joined(replies)
 
     # An anonymous stub of the order stays for the shop's counts.
-    stub = await order_by_code(harness, code)
+    stub = await harness.order(code)
     assert (stub.status, stub.customer_id) == ("cancelled", None)
     assert (stub.full_name, stub.phone, stub.address, stub.email, stub.request_text) == (None,) * 5
     assert stub.erased_at is not None and stub.photos == []
-    assert await customer_of(harness, "1") is None
-    (disclosure,) = await disclosures(harness)
+    assert await harness.customer("1") is None
+    (disclosure,) = await harness.rows(Disclosure)
     assert disclosure.customer_id is None and disclosure.reason is None
-    assert (await order_by_code(harness, other)).full_name == "Vũ Thị Hồng"  # untouched
-    erased = [a for a in await audit(harness) if a.action == "customer_erased"]
+    assert (await harness.order(other)).full_name == "Vũ Thị Hồng"  # untouched
+    erased = [a for a in await harness.rows(AuditEntry) if a.action == "customer_erased"]
     assert [a.subject for a in erased] == [reference.group()]
 
     # Staff can no longer act on it or write to the customer.
@@ -668,7 +625,7 @@ async def test_withdrawing_consent_stops_orders_tells_staff_and_offers_deletion(
 
     (mydata,) = await harness.say("1", "/mydata")
     assert tr("rights.consent.withdrawn", at="X").split("X")[0] in mydata.text
-    assert [a.action for a in await audit(harness)].count("consent_withdrawn") == 1
+    assert [a.action for a in await harness.rows(AuditEntry)].count("consent_withdrawn") == 1
 
     again = await harness.say("1", "/withdraw")
     assert texts(again) == [tr("rights.withdraw.none")]
@@ -699,10 +656,10 @@ async def test_legal_disclosure_by_an_admin_exports_to_staff_and_is_visible_to_t
     assert_valid_export(data)
     assert data["profile"]["full_name"] == "Bùi Xuân Phái"
     assert [o["code"] for o in data["orders"]] == [code]  # that customer only
-    (disclosure,) = await disclosures(harness)
+    (disclosure,) = await harness.rows(Disclosure)
     assert (disclosure.recipient_kind, disclosure.staff_actor) == ("authority", "staff:console:900")
     assert LEGAL_BASIS in (disclosure.reason or "")
-    assert [a.action for a in await audit(harness)][-1] == "legal_disclosure"
+    assert [a.action for a in await harness.rows(AuditEntry)][-1] == "legal_disclosure"
 
     (mydata,) = await harness.say("1", "/mydata")
     line = next(line for line in mydata.text.splitlines() if LEGAL_BASIS in line)
@@ -732,7 +689,7 @@ async def test_legal_disclosure_needs_a_target_and_a_basis(
     await harness.place_order("1")
     replies = await harness.staff(f"/legal {args}".strip())
     assert texts(replies) == [html.escape(tr(key))]
-    assert await disclosures(harness) == []
+    assert await harness.rows(Disclosure) == []
 
 
 async def test_legal_disclosure_by_a_non_admin_is_refused_and_audited(harness: Harness) -> None:
@@ -743,8 +700,8 @@ async def test_legal_disclosure_by_a_non_admin_is_refused_and_audited(harness: H
     assert [(m.chat_id, m.text, m.document) for m in replies] == [
         (STAFF, tr("staff.admin_only"), None)
     ]
-    assert await disclosures(harness) == []
-    refused = [a for a in await audit(harness) if a.action == "refused"]
+    assert await harness.rows(Disclosure) == []
+    refused = [a for a in await harness.rows(AuditEntry) if a.action == "refused"]
     assert [(a.actor, a.detail) for a in refused] == [
         (f"staff:console:{STAFF_MEMBER}", "admin-only:/legal")
     ]
@@ -757,8 +714,8 @@ async def test_legal_disclosure_by_a_non_admin_is_refused_and_audited(harness: H
 
 async def test_retention_erases_inactive_customers_only(harness: Harness, clock: FakeClock) -> None:
     assert harness.config.retention_days == 730
-    stale = await place(harness, "1", full_name="Lê Văn Hưu")
-    await place(harness, "2", full_name="Vũ Thị Hồng")
+    stale = await harness.place_order("1", full_name="Lê Văn Hưu")
+    await harness.place_order("2", full_name="Vũ Thị Hồng")
     clock.advance(days=730)
     await harness.say("2", "/orders")  # customer 2 is still around
     clock.advance(days=1)
@@ -767,14 +724,14 @@ async def test_retention_erases_inactive_customers_only(harness: Harness, clock:
     delivered = await harness.deliver()
 
     assert counts["retention_erased"] == 1
-    assert await customer_of(harness, "1") is None
-    assert (await customer_of(harness, "2")).full_name == "Vũ Thị Hồng"  # type: ignore[union-attr]
-    stub = await order_by_code(harness, stale)
+    assert await harness.customer("1") is None
+    assert (await harness.customer("2")).full_name == "Vũ Thị Hồng"  # type: ignore[union-attr]
+    stub = await harness.order(stale)
     assert (stub.status, stub.full_name, stub.customer_id) == ("cancelled", None, None)
     staff = texts(to_chat(delivered, STAFF))
     assert html.escape(tr("rights.staff.order_cancelled_erased", code=stale)) in staff
     assert html.escape(tr("rights.staff.redacted")) in staff
-    erased = [a for a in await audit(harness) if a.action == "customer_erased"]
+    erased = [a for a in await harness.rows(AuditEntry) if a.action == "customer_erased"]
     assert [a.actor for a in erased] == ["system:retention"]
 
     assert (await harness.runtime.maintain())["retention_erased"] == 0  # nothing left to do
@@ -788,7 +745,7 @@ async def test_retention_zero_erases_nobody(
         await h.place_order("1")
         clock.advance(days=3650)
         assert (await h.runtime.maintain())["retention_erased"] == 0
-        assert await customer_of(h, "1") is not None
+        assert await h.customer("1") is not None
     finally:
         await h.close()
 
@@ -804,27 +761,6 @@ async def test_maintenance_deletes_expired_drafts(harness: Harness, clock: FakeC
     assert (await harness.runtime.maintain())["expired_drafts"] == 1
     assert await harness.state("1") is None
     assert await harness.state("2") is not None
-
-
-def run_bot(tmp_path: Path, *args: str, stdin: str = "", **env_extra: str) -> str:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TELEGRAM_", "ZALO_", "STAFF_", "DATABASE_", "RETENTION_"))
-    }
-    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(PROJECT_DIR), **env_extra)
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 async def _seed_for_purge(db_file: Path) -> None:
@@ -862,12 +798,12 @@ async def test_purge_command_prints_how_many_were_erased(tmp_path: Path) -> None
     db_file = tmp_path / "data" / "vietartview.db"
     await _seed_for_purge(db_file)
 
-    out = run_bot(tmp_path, "purge", RETENTION_DAYS="0")
+    out = run_cli(tmp_path, "purge", RETENTION_DAYS="0")
     assert "Erased 0 inactive customer(s) (retention 0 days)" in out
     assert "deleted 1 expired draft(s)" in out
     assert await _identities(db_file) == ["1", "2", "3"]
 
-    out = run_bot(tmp_path, "purge", RETENTION_DAYS="730")
+    out = run_cli(tmp_path, "purge", RETENTION_DAYS="730")
     assert "Erased 1 inactive customer(s) (retention 730 days)" in out
     assert "deleted 0 expired draft(s)" in out
     assert await _identities(db_file) == ["2", "3"]
@@ -895,7 +831,7 @@ def test_mydata_export_delete_on_the_console(tmp_path: Path) -> None:
         "1",  # 🗑 Xóa vĩnh viễn
         "/mydata",
     ]
-    out = run_bot(tmp_path, "chat", stdin="".join(f"{line}\n" for line in lines))
+    out = run_cli(tmp_path, "chat", lines=lines)
 
     assert tr("rights.mydata.title") in out and "• Họ tên: Trần Văn Minh" in out
     files = sorted((tmp_path / "data" / "files").glob("*.json"))
@@ -935,8 +871,8 @@ async def test_a_locked_customer_keeps_mydata_export_and_delete_but_cannot_order
     await harness.say("1", "/delete")
     replies = await harness.press("1", "rights:delete:confirm")
     assert DEL_CODE.search(joined(to_chat(replies, "1")))
-    assert await customer_of(harness, "1") is None
-    assert (await order_by_code(harness, code)).full_name is None
+    assert await harness.customer("1") is None
+    assert (await harness.order(code)).full_name is None
     # The lock went with the data: the account starts afresh, like any erased customer.
     replies = await harness.say("1", "/start")
     assert first_line("consent.notice") in joined(replies)

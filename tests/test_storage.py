@@ -32,6 +32,25 @@ def empty_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'bot.db'}"
 
 
+async def orphan_insert_error(
+    sessions: async_sessionmaker[AsyncSession], platform_user_id: str
+) -> IntegrityError:
+    """Insert a channel identity of customer 999, who does not exist: it must fail; the error."""
+    async with sessions() as session:
+        session.add(
+            ChannelIdentity(
+                customer_id=999,
+                channel="console",
+                platform_user_id=platform_user_id,
+                chat_id="1",
+                created_at=datetime.now(UTC),
+            )
+        )
+        with pytest.raises(IntegrityError) as info:
+            await session.commit()
+    return info.value
+
+
 async def _pragmas(engine: AsyncEngine) -> dict[str, object]:
     async with engine.connect() as conn:
         values = {}
@@ -140,19 +159,7 @@ async def test_foreign_keys_are_enforced_and_cascade(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     now = datetime.now(UTC)
-    async with sessions() as session:
-        session.add(
-            ChannelIdentity(
-                customer_id=999,
-                channel="console",
-                platform_user_id="1",
-                chat_id="1",
-                created_at=now,
-            )
-        )
-        with pytest.raises(IntegrityError):
-            await session.commit()
-
+    await orphan_insert_error(sessions, "1")
     async with UnitOfWork(sessions) as uow:
         customer = await uow.customers.create("console", "7", "7", now)
         await uow.commit()
@@ -199,17 +206,5 @@ async def test_data_folder_that_cannot_be_created(tmp_path: Path) -> None:
 async def test_database_errors_do_not_carry_personal_data(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    now = datetime.now(UTC)
-    async with sessions() as session:
-        session.add(
-            ChannelIdentity(
-                customer_id=999,  # no such customer: the insert fails
-                channel="console",
-                platform_user_id="Nguyễn Văn Bí Mật",
-                chat_id="1",
-                created_at=now,
-            )
-        )
-        with pytest.raises(IntegrityError) as info:
-            await session.commit()
-    assert "Bí Mật" not in str(info.value)
+    error = await orphan_insert_error(sessions, "Nguyễn Văn Bí Mật")
+    assert "Bí Mật" not in str(error)

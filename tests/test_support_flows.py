@@ -17,7 +17,6 @@ import pytest
 from babel.messages.pofile import read_po
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 import handlers.orders.flow as order_flow
 from handlers.engine import StepInput
@@ -27,7 +26,7 @@ from handlers.messages import STAFF, Outbound
 from handlers.router import router
 from handlers.support import abuse, answers, complaints, returns, talk
 from handlers.support.understanding import Understanding, topic_actions
-from storage.models import AuditEntry, Customer, RelayedMessage
+from storage.models import AuditEntry, RelayedMessage
 from storage.repositories import UnitOfWork
 from storage.support import SupportThread, Ticket
 from tests.helpers import STAFF_USER, Harness, flat_buttons, joined, texts, tr
@@ -49,30 +48,6 @@ def payloads(message: Outbound) -> list[str]:
 
 def with_text(messages: list[Outbound], text: str) -> Outbound:
     return next(m for m in messages if text in m.text)
-
-
-async def tickets(harness: Harness) -> list[Ticket]:
-    async with harness.sessions() as session:
-        return list((await session.scalars(select(Ticket).order_by(Ticket.id))).all())
-
-
-async def threads(harness: Harness) -> list[SupportThread]:
-    async with harness.sessions() as session:
-        return list((await session.scalars(select(SupportThread).order_by(SupportThread.id))).all())
-
-
-async def audit_actions(harness: Harness) -> list[AuditEntry]:
-    async with harness.sessions() as session:
-        return list((await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all())
-
-
-async def customer_of(harness: Harness, user_id: str) -> Customer | None:
-    async with UnitOfWork(harness.sessions) as uow:
-        identity = await uow.customers.identity("console", user_id)
-        customer = await uow.customers.get(identity.customer_id) if identity else None
-        if customer is not None:
-            uow.session.expunge(customer)
-        return customer
 
 
 def staff_sent(harness: Harness, tag: str) -> list[str]:
@@ -97,7 +72,7 @@ async def file_complaint(
         await harness.photo(user, photo)
     await harness.press(user, "f:skip")
     await harness.press(user, "f:ok")
-    return (await tickets(harness))[-1]
+    return (await harness.rows(Ticket))[-1]
 
 
 # ---- knowledge base and intents ---------------------------------------------------------------
@@ -175,7 +150,7 @@ async def test_order_intent_starts_the_order_flow(harness: Harness) -> None:
 
 async def test_delete_intent_only_asks_for_confirmation(harness: Harness) -> None:
     await harness.consent("1")
-    before = await customer_of(harness, "1")
+    before = await harness.customer("1")
     replies = await harness.say("1", "xoa du lieu cua toi di")
     assert replies, "the delete intent must answer"
     route = router.find_payload("rights:delete")
@@ -184,9 +159,9 @@ async def test_delete_intent_only_asks_for_confirmation(harness: Harness) -> Non
         assert "rights:delete:confirm" in payloads(replies[-1])
     else:
         assert replies[0].text == tr("kb.delete.answer")
-    after = await customer_of(harness, "1")
+    after = await harness.customer("1")
     assert before is not None and after is not None and after.id == before.id
-    assert "customer_erased" not in [a.action for a in await audit_actions(harness)]
+    assert "customer_erased" not in [a.action for a in await harness.rows(AuditEntry)]
 
 
 async def test_greeting_and_thanks(harness: Harness) -> None:
@@ -205,7 +180,7 @@ async def test_intents_for_complaint_returns_and_staff(harness: Harness) -> None
     no_orders = await harness.say("1", "tranh bi hong muon doi tra")
     assert no_orders[0].text == tr("returns.no_orders")
     staff = await harness.say("1", "cho minh noi chuyen voi nhan vien")
-    thread = (await threads(harness))[0]
+    thread = (await harness.rows(SupportThread))[0]
     assert tr("talk.opened", code=thread.code, hours="8:00–21:00") in texts(staff)
 
 
@@ -247,7 +222,7 @@ async def test_urgent_complaint_lifecycle(harness: Harness) -> None:
     await harness.press("1", "f:skip")
     filed = await harness.press("1", "f:ok")
 
-    ticket = (await tickets(harness))[0]
+    ticket = (await harness.rows(Ticket))[0]
     assert re.fullmatch(r"KN-[2-9A-Z]{5}", ticket.code)
     assert ticket.urgent and ticket.status == "open" and ticket.category == "leak"
     assert ticket.photos == ["photo-ref-1"]
@@ -278,12 +253,12 @@ async def test_urgent_complaint_lifecycle(harness: Harness) -> None:
     assert ticket.code in to_customer[0].text
     assert tr("support.staff.resolved", code=ticket.code) in joined(resolved)
 
-    stored = (await tickets(harness))[0]
+    stored = (await harness.rows(Ticket))[0]
     assert stored.status == "resolved" and stored.response == response
     assert stored.acknowledged_by == f"staff:console:{STAFF_USER}"
     listing = await harness.say("1", "/complaints")
     assert ticket.code in listing[0].text and tr("support.status.resolved") in listing[0].text
-    actions = [a.action for a in await audit_actions(harness)]
+    actions = [a.action for a in await harness.rows(AuditEntry)]
     assert {"ticket_created", "ticket_acknowledged", "ticket_resolved"} <= set(actions)
 
 
@@ -296,7 +271,7 @@ async def test_normal_complaint_with_typed_category_and_resolve_command(harness:
     await harness.say("1", "Tranh giao trễ 5 ngày so với hẹn")
     await harness.press("1", "f:skip")
     filed = await harness.press("1", "f:ok")
-    ticket = (await tickets(harness))[0]
+    ticket = (await harness.rows(Ticket))[0]
     assert ticket.category == "service" and not ticket.urgent
     alert = next(m for m in filed if m.chat_id == STAFF)
     assert tr("support.staff.title", code=ticket.code) in alert.text
@@ -308,7 +283,7 @@ async def test_normal_complaint_with_typed_category_and_resolve_command(harness:
     done = await harness.staff(f"/resolve {ticket.code.lower()} Xin lỗi quý khách, đã tặng voucher")
     customer_msg = next(m for m in done if m.chat_id == "1")
     assert "đã tặng voucher" in customer_msg.text
-    stored = (await tickets(harness))[0]
+    stored = (await harness.rows(Ticket))[0]
     assert stored.status == "resolved" and stored.acknowledged_at is not None
     unknown = await harness.staff("/resolve KN-22222 hello")
     assert texts(unknown) == [staff_tr("support.staff.not_found")]
@@ -330,14 +305,14 @@ async def test_a_stale_category_button_is_refused_politely(harness: Harness) -> 
     await harness.consent("1")
     replies = await harness.press("1", "f:pick:leak")
     assert texts(replies) == [tr("flow.stale_button")]
-    assert await tickets(harness) == []
+    assert await harness.rows(Ticket) == []
 
 
 async def test_customers_cannot_press_staff_ticket_buttons(harness: Harness) -> None:
     ticket = await file_complaint(harness, "1", "other", "Nội dung khiếu nại")
     replies = await harness.press("1", f"cp:{ticket.id}:ack")
     assert texts(replies) == [tr("staff.not_allowed")]
-    assert (await tickets(harness))[0].status == "open"
+    assert (await harness.rows(Ticket))[0].status == "open"
 
 
 # ---- re-announcement ----------------------------------------------------------------------
@@ -437,7 +412,7 @@ async def test_return_request_is_tied_to_the_customers_own_order(harness: Harnes
     await harness.press("1", "f:skip")
     filed = await harness.press("1", "f:ok")
 
-    (ticket,) = await tickets(harness)
+    (ticket,) = await harness.rows(Ticket)
     assert ticket.kind == "warranty" and ticket.order_id == own.id
     assert re.fullmatch(r"BH-[2-9A-Z]{5}", ticket.code)
     alert = next(m for m in filed if m.chat_id == STAFF)
@@ -470,7 +445,7 @@ async def test_return_by_code_and_typed_kind(harness: Harness) -> None:
     await harness.say("1", "Màu tranh khác ảnh mẫu")
     await harness.press("1", "f:skip")
     await harness.press("1", "f:ok")
-    (ticket,) = await tickets(harness)
+    (ticket,) = await harness.rows(Ticket)
     assert ticket.kind == "return" and ticket.code.startswith("DT-")
 
 
@@ -502,7 +477,7 @@ def test_choice_parsers_never_raise_anything_but_invalid_input(text: str) -> Non
 async def test_talk_to_staff_relays_both_ways_until_staff_close(harness: Harness) -> None:
     await harness.consent("1")
     opened = await harness.say("1", "/staff")
-    (thread,) = await threads(harness)
+    (thread,) = await harness.rows(SupportThread)
     assert re.fullmatch(r"TK-[2-9A-Z]{5}", thread.code)
     alert = next(m for m in opened if m.chat_id == STAFF)
     assert alert.tag == f"support:{thread.id}" and payloads(alert) == [f"tk:{thread.id}:close"]
@@ -527,8 +502,7 @@ async def test_talk_to_staff_relays_both_ways_until_staff_close(harness: Harness
     third = await harness.staff(f"/reply {thread.code} Em gửi thêm thông tin nhé")
     assert any(m.chat_id == "1" and "gửi thêm thông tin" in m.text for m in third)
 
-    async with harness.sessions() as session:
-        rows = (await session.scalars(select(RelayedMessage).order_by(RelayedMessage.id))).all()
+    rows = await harness.rows(RelayedMessage)
     assert [(r.thread, r.direction) for r in rows] == [(f"support:{thread.id}", "in")] + [
         (f"support:{thread.id}", "out")
     ] * 3
@@ -537,7 +511,7 @@ async def test_talk_to_staff_relays_both_ways_until_staff_close(harness: Harness
     assert texts([m for m in closed if m.chat_id == "1"]) == [tr("talk.closed", code=thread.code)]
     edit = next(m for m in closed if m.chat_id == STAFF and m.edit_of is not None)
     assert payloads(edit) == []
-    assert (await threads(harness))[0].closed_by == f"staff:console:{STAFF_USER}"
+    assert (await harness.rows(SupportThread))[0].closed_by == f"staff:console:{STAFF_USER}"
 
     after = await harness.say("1", "shop luu thong tin cua minh bao lau")
     assert texts(after) == [tr("kb.retention.answer")]  # no longer relayed
@@ -548,7 +522,7 @@ async def test_talk_to_staff_relays_both_ways_until_staff_close(harness: Harness
 async def test_talk_needs_consent_and_staff_chatter_is_ignored(harness: Harness) -> None:
     first = await harness.press("1", "talk")
     assert first[0].text == tr("consent.needed_first")
-    assert await threads(harness) == []
+    assert await harness.rows(SupportThread) == []
     assert await harness.staff("mọi người ơi ăn trưa chưa") == []
 
 
@@ -622,7 +596,7 @@ async def test_lock_blocks_everything_but_data_rights_and_unlock_restores(
 ) -> None:
     code = await harness.place_order("1")
     locked = await harness.staff(f"/lock {code} gửi tin nhắn quấy rối nhân viên")
-    customer = await customer_of(harness, "1")
+    customer = await harness.customer("1")
     assert customer is not None and customer.locked_at is not None
     assert texts(locked) == [staff_tr("lock.staff.locked", target=code, customer=customer.id)]
 
@@ -644,7 +618,7 @@ async def test_lock_blocks_everything_but_data_rights_and_unlock_restores(
     assert await harness.say("1", "/order")
     state = await harness.state("1")
     assert state is not None and state.flow == "order"
-    actions = [a.action for a in await audit_actions(harness)]
+    actions = [a.action for a in await harness.rows(AuditEntry)]
     assert "customer_locked" in actions and "customer_unlocked" in actions
     assert "locked_message_dropped" in actions
 
@@ -652,15 +626,15 @@ async def test_lock_blocks_everything_but_data_rights_and_unlock_restores(
 async def test_lock_by_phone_and_by_ticket_code(harness: Harness) -> None:
     await harness.place_order("1", phone="0912 345 678")
     by_phone = await harness.staff("/lock 0912 345 678 spam liên tục")
-    assert (await customer_of(harness, "1")).locked_at is not None  # type: ignore[union-attr]
+    assert (await harness.customer("1")).locked_at is not None  # type: ignore[union-attr]
     assert "🔒" in by_phone[0].text
     await harness.staff("/unlock +84912345678")
-    assert (await customer_of(harness, "1")).locked_at is None  # type: ignore[union-attr]
+    assert (await harness.customer("1")).locked_at is None  # type: ignore[union-attr]
 
     ticket = await file_complaint(harness, "2", "other", "Khiếu nại thử")
     await harness.staff(f"/lock {ticket.code} phá hoại hệ thống")
-    assert (await customer_of(harness, "2")).locked_at is not None  # type: ignore[union-attr]
-    assert (await customer_of(harness, "1")).locked_at is None  # type: ignore[union-attr]
+    assert (await harness.customer("2")).locked_at is not None  # type: ignore[union-attr]
+    assert (await harness.customer("1")).locked_at is None  # type: ignore[union-attr]
 
     twice = await harness.staff(f"/lock {ticket.code} lần nữa")
     assert texts(twice) == [staff_tr("lock.staff.already_locked", target=ticket.code)]
@@ -676,10 +650,10 @@ async def test_non_admin_lock_is_refused_and_audited(harness: Harness) -> None:
     code = await harness.place_order("1")
     refused = await harness.staff(f"/lock {code} lý do", user_id="901")
     assert texts(refused) == [tr("staff.admin_only")]
-    assert (await customer_of(harness, "1")).locked_at is None  # type: ignore[union-attr]
+    assert (await harness.customer("1")).locked_at is None  # type: ignore[union-attr]
     from_customer = await harness.say("2", f"/lock {code} lý do")
     assert texts(from_customer) == [tr("staff.not_allowed")]
-    refusals = [a for a in await audit_actions(harness) if a.action == "refused"]
+    refusals = [a for a in await harness.rows(AuditEntry) if a.action == "refused"]
     assert [a.detail for a in refusals] == ["admin-only:/lock", "staff-only:/lock"]
 
 
@@ -690,16 +664,16 @@ async def test_erasing_a_customers_tickets_clears_their_personal_fields(harness:
     ticket = await file_complaint(harness, "1", "leak", "Số điện thoại bị lộ", photo="p1")
     await harness.staff(f"/resolve {ticket.code} Đã kiểm tra và xử lý")
     await harness.say("1", "/staff")
-    customer = await customer_of(harness, "1")
+    customer = await harness.customer("1")
     assert customer is not None
     async with UnitOfWork(harness.sessions) as uow:
         listed = await complaints.tickets_of(uow.session, customer.id)
         assert [t.code for t in listed] == [ticket.code]
         tags = await complaints.erase_customer_tickets(uow.session, customer.id, harness.clock())
         await uow.commit()
-    (thread,) = await threads(harness)
+    (thread,) = await harness.rows(SupportThread)
     assert sorted(tags) == sorted([f"ticket:{ticket.id}", f"support:{thread.id}"])
-    (erased,) = await tickets(harness)
+    (erased,) = await harness.rows(Ticket)
     assert erased.description is None and erased.response is None and erased.photos == []
     assert erased.customer_id is None and erased.erased_at is not None
     assert erased.code == ticket.code and erased.status == "resolved"  # anonymous stub stays

@@ -28,6 +28,7 @@ from handlers.router import router
 from storage.models import AuditEntry, ChannelIdentity, ConversationState
 from storage.repositories import UnitOfWork
 from tests.fakes.telegram_api import Call, FakeTelegramAPI, UploadedFile
+from tests.live_bot import due_outbox_rows, inbox_count, outbox_rows
 from tests.telegram_helpers import (
     CUSTOMER,
     ORDER_ADDRESS,
@@ -42,13 +43,10 @@ from tests.telegram_helpers import (
     WEBHOOK_SECRET,
     button_data,
     consent,
-    due_outbox_rows,
     finish_order,
-    inbox_count,
     inline_buttons,
     order_by_code,
     order_until_photos,
-    outbox_rows,
     place_order,
     release_long_poll,
     running_bot,

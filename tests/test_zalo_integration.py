@@ -24,6 +24,8 @@ from storage.db import create_engine, session_factory
 from storage.models import ChannelIdentity, Order
 from tests.fakes.zalo_api import FakeZaloAPI
 from tests.fakes.zalo_bot_api import FakeZaloBotAPI
+from tests.helpers import first_line, tr
+from tests.live_bot import inbox_count, outbox_rows, wait_until
 from tests.zalo_helpers import (
     OA_SECRET_KEY,
     StaffConsole,
@@ -32,17 +34,12 @@ from tests.zalo_helpers import (
     button_payload,
     buttons_of,
     encode,
-    first_line,
-    inbox_count,
     messages_to,
     oa_settings,
-    outbox_rows,
     running_bot,
     sign,
     template_type,
     texts_to,
-    tr,
-    wait_until,
 )
 
 CUSTOMER = "2468458835296117922"

@@ -14,56 +14,35 @@ configured): staff output is read from the captured stdout, staff taps go in thr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import itertools
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
 
-from bot.app import run_channels
 from bot.config import Settings, load_settings
 from bot.runtime import Runtime
 from bot.zalo import PAYLOAD_MARKER
 from bot.zalo.webhook import SIGNATURE_HEADER, WEBHOOK_PATH
-from handlers.i18n import t
 from handlers.messages import STAFF, Inbound
-from storage.models import InboxEvent, OutboxMessage
 from tests.fakes.zalo_api import FakeZaloAPI
+from tests.helpers import tr
+from tests.live_bot import free_port, running, settle
 
 JSON = dict[str, Any]
 
 OA_SECRET_KEY = "oa-secret-key-for-tests"  # signs webhook events (not the app secret)
 OA_ID = "579745863508352884"
 STAFF_ADMIN = "900"
-WAIT = 10.0  # upper bound of every wait below (a hang fails instead of blocking the suite)
-
-
-def tr(key: str, **params: object) -> str:
-    """The Vietnamese catalog text of `key` (customers without a setting get Vietnamese)."""
-    return t("vi", key, **params)
-
-
-def first_line(key: str, **params: object) -> str:
-    return tr(key, **params).splitlines()[0]
 
 
 # ---- settings -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def base_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -235,9 +214,7 @@ class RunningBot:
     settings: Settings
     runtime: Runtime
     http: httpx.AsyncClient
-    _stop: asyncio.Event
-    _task: asyncio.Task[None]
-    _staff_keys: itertools.count[int]
+    _staff_keys: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def webhook_url(self) -> str:
@@ -278,64 +255,8 @@ class RunningBot:
         await self.settle()
 
     async def settle(self) -> None:
-        """Until every stored inbound is handled and every due outbox row was tried.
-
-        `Runtime.idle()` repeated until no row is due, so rows that a delivery pass itself
-        creates (a staff notice about a failed send) are delivered too."""
-        for _ in range(50):
-            await self.runtime.idle(limit=WAIT)
-            if not await due_outbox_rows(self.runtime):
-                return
-        raise AssertionError("outbox rows stay due")
-
-
-async def due_outbox_rows(runtime: Runtime) -> list[OutboxMessage]:
-    """Pending rows the delivery worker would send now: the oldest pending row of each chat,
-    if its retry time has come (later rows of a chat wait behind it, to keep the order)."""
-    now = datetime.now(UTC)
-    async with runtime.sessions() as session:
-        rows = await session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.status == "pending")
-            .order_by(OutboxMessage.id)
-        )
-        heads: dict[tuple[str, str], OutboxMessage] = {}
-        for row in rows:
-            heads.setdefault((row.channel, row.chat_id), row)
-        return [row for row in heads.values() if row.next_attempt_at <= now]
-
-
-async def inbox_count(runtime: Runtime, channel: str | None = None) -> int:
-    query = select(func.count()).select_from(InboxEvent)
-    if channel is not None:
-        query = query.where(InboxEvent.channel == channel)
-    async with runtime.sessions() as session:
-        return int(await session.scalar(query) or 0)
-
-
-async def outbox_rows(runtime: Runtime, chat_id: str | None = None) -> list[OutboxMessage]:
-    query = select(OutboxMessage).order_by(OutboxMessage.id)
-    if chat_id is not None:
-        query = query.where(OutboxMessage.chat_id == chat_id)
-    async with runtime.sessions() as session:
-        return list(await session.scalars(query))
-
-
-async def wait_until(
-    condition: Callable[[], Any], what: str, within: float = WAIT, every: float = 0.01
-) -> None:
-    """Poll `condition` (sync or async) until it is truthy; fail naming `what`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(every)
+        """Until every stored inbound is handled and every due outbox row was tried."""
+        await settle(self.runtime, rounds=50)
 
 
 @contextlib.asynccontextmanager
@@ -343,38 +264,5 @@ async def running_bot(settings: Settings) -> AsyncIterator[RunningBot]:
     """`run_channels(settings)` as a task until the block ends; then a clean stop.
 
     Waits for `started` and, when a webhook server is configured, until it answers."""
-    stop = asyncio.Event()
-    ready: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
-
-    def started(runtime: Runtime) -> None:
-        if not ready.done():
-            ready.set_result(runtime)
-
-    task = asyncio.create_task(run_channels(settings, stop=stop, started=started))
-    try:
-        waiters: set[asyncio.Future[Any]] = {task, ready}
-        done, _ = await asyncio.wait(waiters, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            await task  # raises the start-up error
-            raise AssertionError("run_channels returned before `started`")
-        if ready not in done:
-            raise AssertionError("run_channels did not start")
-        async with httpx.AsyncClient(timeout=WAIT) as http:
-            bot = RunningBot(settings, ready.result(), http, stop, task, itertools.count(1))
-            if settings.has_zalo_oa:
-                await _wait_for_server(http, settings.webhook_port)
-            yield bot
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, WAIT)
-
-
-async def _wait_for_server(http: httpx.AsyncClient, port: int) -> None:
-    async def answers() -> bool:
-        try:
-            response = await http.get(f"http://127.0.0.1:{port}/healthz")
-        except httpx.TransportError:
-            return False
-        return response.status_code == 200
-
-    await wait_until(answers, "the webhook server to listen")
+    async with running(settings, webhook=settings.has_zalo_oa) as live:
+        yield RunningBot(settings, live.runtime, live.http)

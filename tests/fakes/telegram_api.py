@@ -26,19 +26,19 @@ import copy
 import itertools
 import json
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ServedApp, UploadedFile, parse_multipart
 
 JSON = dict[str, Any]
 
@@ -123,15 +123,6 @@ _NOT_MODIFIED = (
 )
 # Telegram's default when allowed_updates was never set: everything except these.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
-
-
-@dataclass
-class UploadedFile:
-    """A file part of a multipart request (python-telegram-bot uploads bytes this way)."""
-
-    filename: str
-    content: bytes
-    content_type: str
 
 
 @dataclass
@@ -262,93 +253,6 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _form_param(header: str, name: str) -> str | None:
-    # httpx writes HTML5-style quoted params: only ", CR and LF are %-escaped.
-    match = re.search(rf'(?:^|;)\s*{name}="([^"]*)"', header)
-    if match is None:
-        return None
-    return match.group(1).replace("%22", '"').replace("%0D", "\r").replace("%0A", "\n")
-
-
-def _parse_multipart(
-    body: bytes, content_type: str
-) -> tuple[dict[str, str], dict[str, UploadedFile]]:
-    """Minimal multipart/form-data parser (python-multipart is not a project dependency)."""
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if match is None:
-        raise _ApiError(400, "Bad Request: malformed multipart body")
-    delimiter = b"--" + match.group(1).encode()
-    fields: dict[str, str] = {}
-    files: dict[str, UploadedFile] = {}
-    for raw_part in body.split(delimiter)[1:]:
-        if raw_part.startswith(b"--"):
-            break  # closing delimiter
-        head, _, content = raw_part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        content = content.removesuffix(b"\r\n")
-        headers: dict[str, str] = {}
-        for line in head.decode().split("\r\n"):
-            key, _, val = line.partition(":")
-            headers[key.strip().lower()] = val.strip()
-        disposition = headers.get("content-disposition", "")
-        name = _form_param(disposition, "name")
-        if name is None:
-            continue
-        filename = _form_param(disposition, "filename")
-        if filename is None:
-            fields[name] = content.decode()
-        else:
-            files[name] = UploadedFile(
-                filename=filename,
-                content=content,
-                content_type=headers.get("content-type", "application/octet-stream"),
-            )
-    return fields, files
-
-
-class _InProcessServer(uvicorn.Server):
-    """uvicorn server tuned for running inside a test's event loop.
-
-    Overrides three uvicorn.Server hooks (checked against uvicorn 0.54):
-    * ``capture_signals``: uvicorn has no ``install_signal_handlers`` switch any more and would
-      otherwise take over SIGINT/SIGTERM, so Ctrl+C would stop the fake instead of pytest.
-    * ``main_loop`` / ``shutdown``: stock uvicorn polls ``should_exit`` every 0.1 s and sleeps
-      0.1 s on shutdown; an event-driven stop keeps per-test teardown at ~1 ms.
-    """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        self.should_exit = True
-        self._stop.set()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def main_loop(self) -> None:
-        await self.on_tick(0)  # sets the default response headers
-        await self._stop.wait()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()  # closes idle keep-alive connections at once
-        deadline = time.monotonic() + 2.0
-        while self.server_state.connections or self.server_state.tasks:
-            if time.monotonic() > deadline:
-                for task in self.server_state.tasks:
-                    task.cancel()
-                break
-            await asyncio.sleep(0.001)
-        for server in self.servers:
-            await server.wait_closed()
-
-
 class FakeTelegramAPI:
     """Fake Bot API server; use as ``async with FakeTelegramAPI(token=...) as api``."""
 
@@ -400,9 +304,6 @@ class FakeTelegramAPI:
         self._update_pushed = asyncio.Event()
         self._closing = asyncio.Event()
         self._poll_generation = 0
-        self._port: int | None = None
-        self._server: _InProcessServer | None = None
-        self._serve_task: asyncio.Task[None] | None = None
         self._handlers: dict[str, Callable[[JSON], Awaitable[Any]]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -435,38 +336,19 @@ class FakeTelegramAPI:
                 Route("/file/bot{token}/{file_path:path}", self._download, methods=["GET"]),
             ]
         )
+        self._server = ServedApp(self.app, "FakeTelegramAPI")
 
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> FakeTelegramAPI:
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets that say so, and
-        # without it Nagle + delayed ACK add ~40 ms to every keep-alive request.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            log_config=None,  # don't reconfigure the test runner's logging
-            access_log=False,
-        )
-        self._server = _InProcessServer(config)
-        self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._serve_task.done():
-                await self._serve_task  # surface the startup error
-                raise RuntimeError("FakeTelegramAPI server exited during startup")
-            await asyncio.sleep(0.005)
+        await self._server.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Wake long polls and injected timeouts so shutdown doesn't wait for them.
         self._closing.set()
         self._update_pushed.set()  # release a waiting long poll at once
-        if self._server is not None and self._serve_task is not None:
-            self._server.stop()
-            await self._serve_task
+        await self._server.stop()
 
     @property
     def base_url(self) -> str:
@@ -480,9 +362,7 @@ class FakeTelegramAPI:
 
     @property
     def _origin(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeTelegramAPI is not started; use `async with`")
-        return f"http://127.0.0.1:{self._port}"
+        return self._server.origin
 
     # ------------------------------------------------------------------ inspection
 
@@ -958,7 +838,10 @@ class FakeTelegramAPI:
             if content_type.startswith("application/json"):
                 raw.update(json.loads(body))
             elif content_type.startswith("multipart/form-data"):
-                fields, files = _parse_multipart(body, content_type)
+                parsed = parse_multipart(body, content_type)
+                if parsed is None:
+                    raise _ApiError(400, "Bad Request: malformed multipart body")
+                fields, files = parsed
                 raw.update(fields)
             else:  # application/x-www-form-urlencoded, PTB's default for non-upload calls
                 raw.update(parse_qsl(body.decode(), keep_blank_values=True))

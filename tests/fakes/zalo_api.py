@@ -19,21 +19,18 @@ Failure injection: `expire_access_tokens()`, `reject_all_tokens`, `fail_user()`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-import re
-import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import ServedApp, UploadedFile, parse_multipart
 
 JSON = dict[str, Any]
 
@@ -41,13 +38,6 @@ MESSAGE_PATH = "/v3.0/oa/message/cs"
 UPLOAD_FILE_PATH = "/v2.0/oa/upload/file"
 USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 TOKEN_PATH = "/v4/oa/access_token"
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    filename: str
-    content: bytes
-    content_type: str
 
 
 @dataclass
@@ -60,60 +50,6 @@ class Call:
     query: dict[str, str] = field(default_factory=dict)
     files: dict[str, UploadedFile] = field(default_factory=dict)
     answer: Any = None  # the JSON the fake answered (or None for injected HTTP failures)
-
-
-class InProcessServer(uvicorn.Server):
-    """uvicorn server that leaves signal handling to the test runner and stops promptly."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def main_loop(self) -> None:
-        # uvicorn checks should_exit every 100 ms; every 5 ms keeps test teardown fast.
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864000
-            await asyncio.sleep(0.005)
-
-
-class ServedApp:
-    """Serves a Starlette app on 127.0.0.1:<free port> inside the running event loop."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-        self.port = 0
-        self._server: InProcessServer | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        self._server = InProcessServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                await self._task
-                raise RuntimeError("fake server exited during startup")
-            await asyncio.sleep(0.005)
-
-    async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
 
 
 class FakeZaloAPI:
@@ -147,7 +83,8 @@ class FakeZaloAPI:
                     Route(USER_DETAIL_PATH, self._user_detail, methods=["GET"]),
                     Route(TOKEN_PATH, self._token, methods=["POST"]),
                 ]
-            )
+            ),
+            "FakeZaloAPI",
         )
 
     async def __aenter__(self) -> FakeZaloAPI:
@@ -202,7 +139,11 @@ class FakeZaloAPI:
 
     # --- endpoints ----------------------------------------------------------------------
 
-    async def _record(self, request: Request) -> tuple[Call, Response | None]:
+    async def _record(
+        self, request: Request, *, needs_token: bool = True
+    ) -> tuple[Call, Response | None]:
+        """Record the request. Returns the call and, when the fake refuses it (an injected HTTP
+        failure, or an access token that is not live where one `needs_token`), the answer."""
         body = await request.body()
         content_type = request.headers.get("content-type", "")
         call = Call(
@@ -216,12 +157,12 @@ class FakeZaloAPI:
         elif content_type.startswith("application/x-www-form-urlencoded"):
             call.form = dict(parse_qsl(body.decode()))
         elif content_type.startswith("multipart/form-data"):
-            call.form, call.files = _parse_multipart(body, content_type)
+            call.form, call.files = parse_multipart(body, content_type) or ({}, {})
         self.calls.append(call)
         if self._http_failures:
             status = self._http_failures.pop(0)
             return call, Response("injected failure", status_code=status)
-        return call, None
+        return call, self._token_error(call) if needs_token else None
 
     def _answer(self, call: Call, answer: JSON) -> JSONResponse:
         call.answer = answer
@@ -234,10 +175,8 @@ class FakeZaloAPI:
         return None
 
     async def _message(self, request: Request) -> Response:
-        call, failure = await self._record(request)
-        if failure is not None:
-            return failure
-        if (refused := self._token_error(call)) is not None:
+        call, refused = await self._record(request)
+        if refused is not None:
             return refused
         body = call.json if isinstance(call.json, dict) else {}
         user_id = str((body.get("recipient") or {}).get("user_id") or "")
@@ -267,10 +206,8 @@ class FakeZaloAPI:
         )
 
     async def _upload_file(self, request: Request) -> Response:
-        call, failure = await self._record(request)
-        if failure is not None:
-            return failure
-        if (refused := self._token_error(call)) is not None:
+        call, refused = await self._record(request)
+        if refused is not None:
             return refused
         if self.upload_error is not None:
             code, text = self.upload_error
@@ -283,10 +220,8 @@ class FakeZaloAPI:
         return self._answer(call, {"error": 0, "message": "Success", "data": {"token": token}})
 
     async def _user_detail(self, request: Request) -> Response:
-        call, failure = await self._record(request)
-        if failure is not None:
-            return failure
-        if (refused := self._token_error(call)) is not None:
+        call, refused = await self._record(request)
+        if refused is not None:
             return refused
         try:
             user_id = str(json.loads(call.query.get("data", "{}")).get("user_id", ""))
@@ -298,9 +233,9 @@ class FakeZaloAPI:
         return self._answer(call, {"error": 0, "message": "Success", "data": data})
 
     async def _token(self, request: Request) -> Response:
-        call, failure = await self._record(request)
-        if failure is not None:
-            return failure
+        call, refused = await self._record(request, needs_token=False)
+        if refused is not None:
+            return refused
         if self.refresh_delay:
             await asyncio.sleep(self.refresh_delay)
         form = call.form
@@ -329,41 +264,3 @@ def _oauth_error(code: int, name: str) -> JSON:
         "ref_doc": "https://developers.zalo.me/",
         "error_description": name,
     }
-
-
-def _form_param(header: str, name: str) -> str | None:
-    match = re.search(rf'(?:^|;)\s*{name}="([^"]*)"', header)
-    return None if match is None else match.group(1)
-
-
-def _parse_multipart(
-    body: bytes, content_type: str
-) -> tuple[dict[str, str], dict[str, UploadedFile]]:
-    """Minimal multipart/form-data parser (python-multipart is not a project dependency)."""
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if match is None:
-        return {}, {}
-    delimiter = b"--" + match.group(1).encode()
-    fields: dict[str, str] = {}
-    files: dict[str, UploadedFile] = {}
-    for raw_part in body.split(delimiter)[1:]:
-        if raw_part.startswith(b"--"):
-            break
-        head, _, content = raw_part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        content = content.removesuffix(b"\r\n")
-        headers = {}
-        for line in head.decode().split("\r\n"):
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        disposition = headers.get("content-disposition", "")
-        name = _form_param(disposition, "name")
-        if name is None:
-            continue
-        filename = _form_param(disposition, "filename")
-        if filename is None:
-            fields[name] = content.decode()
-        else:
-            files[name] = UploadedFile(
-                filename, content, headers.get("content-type", "application/octet-stream")
-            )
-    return fields, files

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.zalo_api import ServedApp
+from tests.fakes.server import ServedApp
 
 JSON = dict[str, Any]
 
@@ -52,7 +52,8 @@ class FakeZaloBotAPI:
         self._recorded = asyncio.Condition()
         self._closing = asyncio.Event()
         self._server = ServedApp(
-            Starlette(routes=[Route("/bot{token}/{method}", self._dispatch, methods=["POST"])])
+            Starlette(routes=[Route("/bot{token}/{method}", self._dispatch, methods=["POST"])]),
+            "FakeZaloBotAPI",
         )
 
     async def __aenter__(self) -> FakeZaloBotAPI:
