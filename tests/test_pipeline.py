@@ -361,11 +361,9 @@ async def test_unsent_outbox_rows_are_delivered_by_a_new_runtime(
     try:
         restarted.runtime.start()  # the background delivery worker alone
         await adapter.wait_for(3)
-        assert [(m.chat_id, m.text) for m in adapter.messages] == [
-            ("1", "first"),
-            (STAFF, "alert"),
-            ("1", "second"),
-        ]
+        # Chats are served concurrently; within a chat the order is kept.
+        assert [m.text for m in adapter.messages if m.chat_id == "1"] == ["first", "second"]
+        assert [m.text for m in adapter.messages if m.chat_id == STAFF] == ["alert"]
         await restarted.runtime.idle()
         assert len(adapter.sent) == 3  # and only once
         assert {r.status for r in await restarted.outbox_rows()} == {"sent"}
