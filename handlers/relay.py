@@ -19,7 +19,7 @@ async def relay_from_customer(ctx: Context, thread: str, heading: str, text: str
     under the thread's first staff message. `heading` is escaped HTML (`ctx.staff_text`)."""
     assert ctx.customer is not None
     text = text.strip()[:MAX_RELAY_CHARS]
-    first = await ctx.uow.outbox.latest_with_tag(thread)
+    first = await ctx.uow.outbox.first_with_tag(thread)
     await ctx.uow.orders.add_relayed(ctx.customer.id, thread, "in", text, ctx.now)
     await ctx.to_staff(
         f"{heading}\n{html.escape(text)}",

@@ -160,7 +160,7 @@ class OutboxRepository:
     async def get(self, outbox_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, outbox_id)
 
-    async def latest_with_tag(self, tag: str) -> OutboxMessage | None:
+    async def first_with_tag(self, tag: str) -> OutboxMessage | None:
         """The first message sent under a tag (e.g. an order's staff alert)."""
         return await self.session.scalar(
             select(OutboxMessage)

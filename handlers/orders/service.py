@@ -117,7 +117,7 @@ def alert_buttons(ctx: Context, order: Order) -> ButtonRows:
 
 async def refresh_alert(ctx: Context, order: Order) -> None:
     """Edit the staff alert to show the current status and history."""
-    alert = await ctx.uow.outbox.latest_with_tag(order_tag(order))
+    alert = await ctx.uow.outbox.first_with_tag(order_tag(order))
     await ctx.to_staff(
         render_alert(ctx, order),
         alert_buttons(ctx, order),

@@ -249,7 +249,7 @@ async def create_ticket(
     await ctx.audit(
         "ticket_created", subject=ticket.code, detail="urgent" if ticket.urgent else None
     )
-    order_alert = await ctx.uow.outbox.latest_with_tag(order_tag(order)) if order else None
+    order_alert = await ctx.uow.outbox.first_with_tag(order_tag(order)) if order else None
     await ctx.to_staff(
         render_alert(ctx.config, ticket, ctx.customer, order),
         alert_buttons(ctx.config, ticket),
@@ -348,7 +348,7 @@ def alert_buttons(config: ShopConfig, ticket: Ticket) -> ButtonRows:
 
 async def _refresh_alert(ctx: Context, ticket: Ticket, customer: Customer | None) -> None:
     order = await ctx.uow.orders.by_id(ticket.order_id) if ticket.order_id else None
-    alert = await ctx.uow.outbox.latest_with_tag(ticket_tag(ticket))
+    alert = await ctx.uow.outbox.first_with_tag(ticket_tag(ticket))
     await ctx.to_staff(
         render_alert(ctx.config, ticket, customer, order),
         alert_buttons(ctx.config, ticket),
@@ -566,7 +566,7 @@ async def reannounce_due(uow: UnitOfWork, config: ShopConfig, now: datetime) -> 
             text = (
                 f"🚨 {text}\n📣 {html.escape(t(lang, 'support.staff.admins'))}: {mentions(config)}"
             )
-        first = await uow.outbox.latest_with_tag(ticket_tag(ticket))
+        first = await uow.outbox.first_with_tag(ticket_tag(ticket))
         message = Outbound(
             channel=config.staff_channel,
             chat_id=config.staff_chat_id,

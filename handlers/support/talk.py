@@ -217,7 +217,7 @@ async def close_thread(ctx: Context, thread: SupportThread) -> None:
     customer = (
         await ctx.uow.customers.get(thread.customer_id) if thread.customer_id is not None else None
     )
-    alert = await ctx.uow.outbox.latest_with_tag(thread_tag(thread))
+    alert = await ctx.uow.outbox.first_with_tag(thread_tag(thread))
     await ctx.to_staff(
         render_thread_alert(ctx, thread, customer),
         edit_of=alert.id if alert else None,
