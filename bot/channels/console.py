@@ -13,6 +13,7 @@ import html
 import itertools
 import re
 import sys
+import threading
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -122,12 +123,23 @@ class ConsoleChat:
 
     async def run(self, stream: TextIO) -> None:
         loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str] = asyncio.Queue()
+
+        def read() -> None:  # a daemon thread: a blocked read never holds up the shutdown
+            try:
+                for line in iter(stream.readline, ""):
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+                loop.call_soon_threadsafe(lines.put_nowait, "")
+            except RuntimeError:  # the loop closed first (the bot stopped): nothing to do
+                return
+
+        threading.Thread(target=read, name="console-input", daemon=True).start()
         interactive = stream.isatty()
         while True:
             if interactive:
                 self.adapter.out.write("> ")
                 self.adapter.out.flush()
-            line = await loop.run_in_executor(None, stream.readline)
+            line = await lines.get()
             if not line:
                 break
             await self.runtime.receive(self.to_inbound(line.rstrip("\r\n")))
