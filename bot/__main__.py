@@ -63,6 +63,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would contain the token
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 async def _migrate(settings: Settings) -> None:

@@ -171,7 +171,7 @@ async def _start_telegram(
     closers: list[Callable[[], Awaitable[None]]],
 ) -> None:
     from telegram import Update
-    from telegram.error import TelegramError
+    from telegram.error import InvalidToken, TelegramError
 
     from bot.channels import telegram as tg
 
@@ -181,9 +181,12 @@ async def _start_telegram(
     )
     try:
         await application.initialize()  # getMe: proves the token works
+    except InvalidToken:
+        raise ConfigError("Configuration error: TELEGRAM_BOT_TOKEN: Telegram refused it") from None
     except TelegramError as exc:
         raise ConfigError(
-            f"Configuration error: TELEGRAM_BOT_TOKEN: Telegram refused it ({type(exc).__name__})"
+            "Configuration error: TELEGRAM_API_BASE_URL: Telegram cannot be reached "
+            f"({type(exc).__name__})"
         ) from None
     closers.append(application.shutdown)
     adapter = tg.TelegramAdapter(application)
