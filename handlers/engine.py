@@ -75,7 +75,6 @@ class Flow:
     steps: tuple[Step, ...]
     on_complete: CompleteHandler
     review: bool = True
-    requires_consent: bool = True
     prompt_params: Callable[[Context, dict[str, Any]], dict[str, object]] = field(
         default=lambda ctx, values: {}
     )

@@ -171,7 +171,6 @@ def _edit_flow(field: str, step: Step) -> Flow:
             steps=(step,),
             on_complete=apply,
             review=False,
-            requires_consent=False,
         )
     )
 
