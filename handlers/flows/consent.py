@@ -1,12 +1,13 @@
 """Consent: asked with a short notice before any personal data is collected.
 
-A flow that needs consent calls `ensure_consent(ctx, then=..., context=...)`; if consent is
-missing, the notice is shown and the wish is parked in the conversation state, to continue
-by the registered continuation once the customer agrees.
+A feature that collects personal data starts through `@after_consent("name")`: without
+consent the notice is shown and the wish is parked in the conversation state, and the same
+function continues once the customer agrees.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,10 +21,18 @@ Continuation = Callable[[Context, dict[str, Any]], Awaitable[None]]
 CONTINUATIONS: dict[str, Continuation] = {}
 
 
-def continuation(name: str) -> Callable[[Continuation], Continuation]:
+def after_consent(name: str) -> Callable[[Continuation], Continuation]:
+    """Register `fn` as the continuation `name`, run only once consent exists: without it,
+    the customer is asked first and `fn` runs after they agree, with the same context."""
+
     def decorator(fn: Continuation) -> Continuation:
-        CONTINUATIONS[name] = fn
-        return fn
+        @functools.wraps(fn)
+        async def gated(ctx: Context, context: dict[str, Any]) -> None:
+            if await ensure_consent(ctx, then=name, context=context):
+                await fn(ctx, context)
+
+        CONTINUATIONS[name] = gated
+        return gated
 
     return decorator
 

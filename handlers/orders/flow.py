@@ -21,7 +21,7 @@ from handlers import engine
 from handlers.context import Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
-from handlers.flows.consent import continuation, ensure_consent
+from handlers.flows.consent import after_consent
 from handlers.flows.core import DEEP_LINKS
 from handlers.orders import codes
 from handlers.orders.catalog import format_vnd
@@ -197,11 +197,9 @@ ORDER_FLOW = engine.register(
 )
 
 
-@continuation("order")
+@after_consent("order")
 async def start_order(ctx: Context, context: dict[str, Any]) -> None:
     """Begin an order (after consent); a deep-linked product pre-fills the request."""
-    if not await ensure_consent(ctx, then="order", context=context):
-        return
     values: dict[str, Any] = {}
     product = ctx.config.catalog.get(str(context.get("product", "")))
     if product is not None:

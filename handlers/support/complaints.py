@@ -31,7 +31,7 @@ from handlers import engine
 from handlers.context import ButtonRows, Context, ShopConfig
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
-from handlers.flows.consent import continuation, ensure_consent
+from handlers.flows.consent import after_consent
 from handlers.i18n import pick_language, t
 from handlers.maintenance import PERIODIC_TASKS
 from handlers.messages import Button, Outbound
@@ -174,10 +174,8 @@ async def complaint_command(ctx: Context) -> None:
     await start_complaint(ctx, {})
 
 
-@continuation("complaint")
+@after_consent("complaint")
 async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
-    if not await ensure_consent(ctx, then="complaint", context=context):
-        return
     await engine.begin(ctx, COMPLAINT_FLOW)
 
 

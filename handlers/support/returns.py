@@ -23,7 +23,7 @@ from handlers import engine
 from handlers.context import Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
-from handlers.flows.consent import continuation, ensure_consent
+from handlers.flows.consent import after_consent, ensure_consent
 from handlers.messages import Button
 from handlers.orders import codes
 from handlers.orders.service import CANCELLED, local_time
@@ -145,10 +145,8 @@ async def returns_command(ctx: Context) -> None:
     await begin_request(ctx, own)
 
 
-@continuation("returns")
+@after_consent("returns")
 async def start_returns(ctx: Context, context: dict[str, Any]) -> None:
-    if not await ensure_consent(ctx, then="returns", context=context):
-        return
     assert ctx.customer is not None
     if "order_id" in context:
         order = await _own_order(ctx, context["order_id"])

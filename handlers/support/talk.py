@@ -18,7 +18,7 @@ import html
 from typing import Any
 
 from handlers.context import ButtonRows, Context
-from handlers.flows.consent import continuation, ensure_consent
+from handlers.flows.consent import after_consent
 from handlers.i18n import t
 from handlers.messages import Button
 from handlers.orders import codes
@@ -58,11 +58,9 @@ async def talk_command(ctx: Context) -> None:
     await open_talk(ctx, {})
 
 
-@continuation("talk")
+@after_consent("talk")
 async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
     """Open a support thread (or point to the one already open)."""
-    if not await ensure_consent(ctx, then="talk", context=context):
-        return
     assert ctx.customer is not None
     repo = SupportRepository(ctx.uow.session)
     thread = await repo.open_thread_of(ctx.customer.id)
