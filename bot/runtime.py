@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import html
 import logging
 import random
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import handlers.flows  # noqa: F401  (registers every flow on the router)
 from bot.channels.base import ChannelAdapter
-from handlers.context import ShopConfig
+from handlers.context import ShopConfig, staff_notice
 from handlers.dispatcher import dispatch
 from handlers.i18n import pick_language, t
 from handlers.maintenance import run_maintenance
@@ -320,8 +319,9 @@ class Runtime:
                     .values(status="failed", last_error=exc.reason[:200], payload={})
                 )
             if (row.channel, row.chat_id) != (self.config.staff_channel, self.config.staff_chat_id):
-                await self._staff_notice(
+                await staff_notice(
                     uow,
+                    self.config,
                     now,
                     "core.staff.delivery_failed",
                     customer=row.customer_id or "?",
@@ -366,17 +366,10 @@ class Runtime:
         earlier = await uow.outbox.get(outbox_id)
         return earlier.platform_message_id if earlier is not None else None
 
-    async def _staff_notice(
-        self, uow: UnitOfWork, now: datetime, key: str, **params: object
-    ) -> None:
-        text = html.escape(t(self.config.default_language, key, **params))
-        staff = Outbound(self.config.staff_channel, self.config.staff_chat_id, text, html=True)
-        await uow.outbox.add(staff.channel, staff.chat_id, staff.to_json(), now)
-
     async def notify_staff(self, key: str, **params: object) -> None:
         """A system notice to the staff chat (e.g. the Zalo token refresh keeps failing)."""
         async with UnitOfWork(self.sessions) as uow:
-            await self._staff_notice(uow, self.clock(), key, **params)
+            await staff_notice(uow, self.config, self.clock(), key, **params)
             await uow.commit()
         self._wake_delivery.set()
 

@@ -47,6 +47,16 @@ class ShopConfig:
 ButtonRows = tuple[tuple[Button, ...], ...]
 
 
+async def staff_notice(
+    uow: UnitOfWork, config: ShopConfig, now: datetime, key: str, **params: object
+) -> None:
+    """A system notice to the staff chat where no conversation is at hand (erasure by the
+    retention job, delivery failures, token trouble): catalog text, escaped, via the outbox."""
+    text = html.escape(t(config.default_language, key, **params))
+    notice = Outbound(config.staff_channel, config.staff_chat_id, text, html=True)
+    await uow.outbox.add(notice.channel, notice.chat_id, notice.to_json(), now)
+
+
 @dataclass
 class Context:
     uow: UnitOfWork

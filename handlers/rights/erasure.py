@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.context import ShopConfig
+from handlers.context import ShopConfig, staff_notice
 from handlers.i18n import t
 from handlers.messages import Outbound
 from handlers.orders import codes
@@ -60,11 +60,8 @@ async def erase_customer(
         if order.status in OPEN_STATUSES:
             order.status = CANCELLED
             session.add(OrderStatusChange(order_id=order.id, status=CANCELLED, at=now, actor=actor))
-            await _to_staff(
-                uow,
-                config,
-                now,
-                t(config.default_language, "rights.staff.order_cancelled_erased", code=order.code),
+            await staff_notice(
+                uow, config, now, "rights.staff.order_cancelled_erased", code=order.code
             )
         order.full_name = order.phone = order.address = order.email = None
         order.request_text = None
@@ -152,17 +149,6 @@ async def erase_customer(
     await uow.audit.add(now, actor, "customer_erased", subject=reference)
     await session.flush()
     return reference
-
-
-async def _to_staff(uow: UnitOfWork, config: ShopConfig, now: datetime, text: str) -> int:
-    message = Outbound(
-        channel=config.staff_channel,
-        chat_id=config.staff_chat_id,
-        text=html.escape(text),
-        html=True,
-    )
-    row = await uow.outbox.add(message.channel, message.chat_id, message.to_json(), now)
-    return row.id
 
 
 async def _redact_staff_copies(
