@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import handlers.flows  # noqa: F401  (registers every flow on the router)
 from bot.channels.base import ChannelAdapter
-from handlers.context import ShopConfig, staff_notice
+from handlers import composition
+from handlers.context import AfterCommit, ShopConfig, staff_notice
 from handlers.dispatcher import dispatch
 from handlers.i18n import pick_language, t
 from handlers.maintenance import run_maintenance
@@ -38,6 +38,7 @@ from handlers.messages import (
     TemporarySendError,
     normalize_text,
 )
+from handlers.router import Composition
 from storage.models import ChannelIdentity, OutboxMessage
 from storage.repositories import UnitOfWork, store_inbound
 
@@ -68,9 +69,11 @@ class Runtime:
         config: ShopConfig,
         clock: Clock = utc_now,
         delivery: DeliveryPolicy | None = None,
+        app: Composition | None = None,
     ) -> None:
         self.sessions = sessions
         self.config = config
+        self.app = app or composition.build()
         self.clock = clock
         self.delivery = delivery or DeliveryPolicy()
         self.adapters: dict[str, ChannelAdapter] = {}
@@ -144,10 +147,10 @@ class Runtime:
             inbound = Inbound.from_json(event.payload)
             now = self.clock()
             try:
-                ctx = await dispatch(uow, inbound, self.config, now)
+                ctx = await dispatch(uow, inbound, self.config, now, self.app)
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
-                if "checkpoint" in ctx.after_commit:
+                if AfterCommit.CHECKPOINT_WAL in ctx.after_commit:
                     await self.checkpoint()
             except Exception as exc:  # keep the process running; the draft is untouched
                 log.exception(
@@ -205,7 +208,7 @@ class Runtime:
     async def maintain(self) -> dict[str, int]:
         """Drafts expiry, retention purge and other periodic work, in one transaction."""
         async with UnitOfWork(self.sessions) as uow:
-            counts = await run_maintenance(uow, self.config, self.clock())
+            counts = await run_maintenance(uow, self.app, self.config, self.clock())
             await uow.commit()
         if counts.get("retention_erased"):
             await self.checkpoint()

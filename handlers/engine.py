@@ -11,30 +11,48 @@ value or raises `InvalidInput`, and flags. The engine provides, for every flow:
 - an offer to reuse the saved profile ("dùng thông tin đã lưu") for returning customers,
 - persistence of flow, step and draft in `conversation_states`, with expiry.
 
-Payloads of engine buttons start with "f:"; they are checked against the current state, so
-a stale button from an older message only gets a polite note.
+Engine buttons carry a `FlowButton` payload ("f:<action>[:<arg>]"); they are checked against
+the current state, so a stale button from an older message only gets a polite note. A flow's
+position and draft are a typed `Draft`, stored as JSON in `conversation_states.data`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
+from handlers.buttons import FlowButton
 from handlers.context import ButtonRows, Context
 from handlers.errors import InvalidInput
 from handlers.messages import Attachment, Button, Contact
-from handlers.text import fold
+from handlers.words import BACK_WORDS, CONFIRM_WORDS, DONE_WORDS, SKIP_WORDS, answer_words
 from storage.models import ConversationState
 
-REVIEW = "_review"
-SAVED = "_saved"
+Phase = Literal["step", "review", "saved"]
 
-BACK_WORDS = frozenset({"back", "quay lai", "tro lai", "lui lai", "lui"})
-SKIP_WORDS = frozenset({"skip", "bo qua", "bq", "khong co", "ko co", "k co", "khong", "ko"})
-DONE_WORDS = frozenset({"done", "xong", "het", "ok", "xong roi", "het roi", "du roi"})
-CONFIRM_WORDS = frozenset({"confirm", "xac nhan", "ok", "dong y", "dung", "dung roi", "yes", "co"})
+
+@dataclass
+class Draft:
+    """Where a flow stands and what the customer has answered so far."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    phase: Phase = "step"  # asking `state.step`, showing the review, or offering saved details
+    editing: bool = False  # a review edit: go back to the review after this step
+    saved: dict[str, Any] = field(default_factory=dict)  # the saved profile on offer
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Draft:
+        phase = data.get("phase")
+        return cls(
+            values=dict(data.get("values") or {}),
+            phase=phase if phase in ("step", "review", "saved") else "step",
+            editing=bool(data.get("editing")),
+            saved=dict(data.get("saved") or {}),
+        )
+
+
 _EDIT_TYPED = re.compile(r"^(?:sua|edit|doi|chinh)\s*(?:muc|field|so)?\s*(\d{1,2})$")
 
 
@@ -86,36 +104,50 @@ class Flow:
         return next(i for i, s in enumerate(self.steps) if s.name == name)
 
 
-FLOWS: dict[str, Flow] = {}
-
-
-def register(flow: Flow) -> Flow:
-    FLOWS[flow.name] = flow
-    return flow
-
-
 # ---- state helpers -------------------------------------------------------------------------
 
 
-def _values(ctx: Context) -> dict[str, Any]:
+def position(state: ConversationState) -> str:
+    """Where a conversation stands: the step being asked, "review" or "saved" (the offer to
+    reuse saved details)."""
+    phase = Draft.load(state.data).phase
+    return state.step if phase == "step" else phase
+
+
+def draft(ctx: Context) -> Draft:
     assert ctx.state is not None
-    return dict(ctx.state.data.get("values", {}))
+    return Draft.load(ctx.state.data)
 
 
-def _save(ctx: Context, step: str, values: dict[str, Any], **extra: Any) -> None:
+def _values(ctx: Context) -> dict[str, Any]:
+    return draft(ctx).values
+
+
+def _save(
+    ctx: Context,
+    step: str,
+    values: dict[str, Any],
+    *,
+    phase: Phase = "step",
+    editing: bool | None = None,
+    saved: dict[str, Any] | None = None,
+) -> None:
     """Persist flow position and draft; every save pushes the expiry forward."""
     assert ctx.state is not None
-    data = {"values": values, **{k: v for k, v in ctx.state.data.items() if k != "values"}}
-    data.update(extra)
+    current = draft(ctx)
+    new = Draft(
+        values=values,
+        phase=phase,
+        editing=current.editing if editing is None else editing,
+        saved=current.saved if saved is None else saved,
+    )
     ctx.state.step = step
-    ctx.state.data = data
+    ctx.state.data = asdict(new)
     ctx.state.updated_at = ctx.now
     ctx.state.expires_at = ctx.now + ctx.config.draft_ttl
 
 
-async def begin(
-    ctx: Context, flow: Flow, values: dict[str, Any] | None = None, **extra: Any
-) -> None:
+async def begin(ctx: Context, flow: Flow, values: dict[str, Any] | None = None) -> None:
     """Start `flow` in this conversation, replacing any previous state."""
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
@@ -134,10 +166,10 @@ async def begin(
     values = dict(values or {})
     saved = _saved_profile(ctx, flow, values)
     if saved:
-        _save(ctx, SAVED, values, saved=saved, **extra)
+        _save(ctx, flow.steps[0].name, values, phase="saved", saved=saved)
         await _offer_saved(ctx, flow, saved)
         return
-    _save(ctx, "", values, **extra)
+    _save(ctx, flow.steps[0].name, values)
     await _advance(ctx, flow, values)
 
 
@@ -154,7 +186,7 @@ async def cancel_flow(ctx: Context) -> None:
 
 
 def active_flow(ctx: Context) -> Flow | None:
-    return FLOWS.get(ctx.state.flow) if ctx.state is not None else None
+    return ctx.app.flows.get(ctx.state.flow) if ctx.state is not None else None
 
 
 # ---- prompting -----------------------------------------------------------------------------
@@ -178,8 +210,8 @@ async def _offer_saved(ctx: Context, flow: Flow, saved: dict[str, Any]) -> None:
         if step.name in saved:
             lines.append(f"• {ctx.tr(step.label)}: {_show(ctx, step, saved[step.name])}")
     buttons = (
-        (ctx.button("flow.btn.use_saved", "f:saved"),),
-        (ctx.button("flow.btn.enter_new", "f:new"),),
+        (ctx.button("flow.btn.use_saved", FlowButton("saved")),),
+        (ctx.button("flow.btn.enter_new", FlowButton("new")),),
     )
     await ctx.reply("\n".join(lines), buttons)
 
@@ -195,17 +227,18 @@ def _show(ctx: Context, step: Step, value: Any) -> str:
 
 
 def _step_buttons(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) -> ButtonRows:
-    choices = tuple((ctx.button(label, f"f:pick:{value}"),) for label, value in step.choices)
+    choices = tuple(
+        (ctx.button(label, FlowButton("pick", value)),) for label, value in step.choices
+    )
     row: list[Button] = []
+    skip = FlowButton("skip")
     if step.collect_max:
-        row.append(
-            ctx.button("flow.btn.done" if values.get(step.name) else "flow.btn.skip", "f:skip")
-        )
+        row.append(ctx.button("flow.btn.done" if values.get(step.name) else "flow.btn.skip", skip))
     elif step.optional:
-        row.append(ctx.button("flow.btn.skip", "f:skip"))
+        row.append(ctx.button("flow.btn.skip", skip))
     if flow.index(step.name) > 0:
-        row.append(ctx.button("flow.btn.back", "f:back"))
-    row.append(ctx.button("flow.btn.cancel", "f:cancel"))
+        row.append(ctx.button("flow.btn.back", FlowButton("back")))
+    row.append(ctx.button("flow.btn.cancel", FlowButton("cancel")))
     return (*choices, tuple(row))
 
 
@@ -225,12 +258,13 @@ async def show_review(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
         lines.append(f"{number}. {ctx.tr(step.label)}: {_show(ctx, step, values.get(step.name))}")
     lines += ["", ctx.tr("flow.review_hint")]
     edit_buttons = tuple(
-        ctx.button("flow.btn.edit_n", f"f:edit:{n}", n=n) for n in range(1, len(flow.steps) + 1)
+        ctx.button("flow.btn.edit_n", FlowButton("edit", str(n)), n=n)
+        for n in range(1, len(flow.steps) + 1)
     )
     rows: ButtonRows = (
-        (ctx.button("flow.btn.confirm", "f:ok"),),
+        (ctx.button("flow.btn.confirm", FlowButton("ok")),),
         *(edit_buttons[i : i + 4] for i in range(0, len(edit_buttons), 4)),
-        (ctx.button("flow.btn.cancel", "f:cancel"),),
+        (ctx.button("flow.btn.cancel", FlowButton("cancel")),),
     )
     await ctx.reply("\n".join(lines), rows, remove_keyboard=True)
 
@@ -240,8 +274,8 @@ async def _advance(
 ) -> None:
     """Go to the first unanswered step after `after` (or the review when all are done)."""
     assert ctx.state is not None
-    if ctx.state.data.get("editing"):
-        _save(ctx, REVIEW, values, editing=False)
+    if draft(ctx).editing:
+        _save(ctx, ctx.state.step, values, phase="review", editing=False)
         await show_review(ctx, flow, values)
         return
     start = flow.index(after) + 1 if after else 0
@@ -251,67 +285,76 @@ async def _advance(
             await prompt(ctx, flow, step)
             return
     if flow.review:
-        _save(ctx, REVIEW, values)
+        _save(ctx, flow.steps[-1].name, values, phase="review")
         await show_review(ctx, flow, values)
     else:
         await _complete(ctx, flow, values)
 
 
 async def _complete(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
-    extra = {k: v for k, v in (ctx.state.data if ctx.state else {}).items() if k != "values"}
     await finish(ctx)
-    await flow.on_complete(ctx, {**extra.get("context", {}), **values})
+    await flow.on_complete(ctx, values)
 
 
 # ---- input ---------------------------------------------------------------------------------
 
 
+def _pressed(
+    ctx: Context, flow: Flow, step: Step | None, values: dict[str, Any]
+) -> FlowButton | None:
+    """The engine button pressed — or typed as its label (reply keyboards, numbered
+    channels). A payload that is not a valid engine button counts as a stale one."""
+    inbound = ctx.inbound
+    if inbound.payload:
+        return FlowButton.unpack(inbound.payload)
+    if step is not None:
+        labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
+        raw = labels.get(inbound.text.strip())
+        if raw is not None:
+            return FlowButton.unpack(raw)
+    return None
+
+
 async def handle_input(ctx: Context, flow: Flow) -> None:
-    """Feed the inbound to the active flow (payload "f:…" or a typed answer)."""
+    """Feed the inbound to the active flow (an engine button or a typed answer)."""
     assert ctx.state is not None
     inbound = ctx.inbound
-    payload = inbound.payload or ""
-    typed = fold(inbound.text)
-    values = _values(ctx)
-    position = ctx.state.step
-
-    if payload == "f:cancel":
-        await cancel_flow(ctx)
-        return
-    if position == SAVED:
-        await _handle_saved(ctx, flow, payload, typed, values)
-        return
-    if position == REVIEW:
-        await _handle_review(ctx, flow, payload, typed, values)
-        return
-
-    step = flow.step(position)
+    current = draft(ctx)
+    values = current.values
+    step = flow.step(ctx.state.step)
     if step is None:  # the flow changed under a stored state: start it afresh
         await begin(ctx, flow)
         return
-    if not payload:
-        # A button label typed or sent back as text (reply keyboards, numbered channels).
-        labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
-        payload = labels.get(inbound.text.strip(), "")
-        if payload == "f:cancel":
-            await cancel_flow(ctx)
-            return
-    if payload == "f:back" or (not payload and typed in BACK_WORDS):
+    button = _pressed(ctx, flow, step if current.phase == "step" else None, values)
+    if inbound.payload and button is None:
+        await _stale_button(ctx, flow)
+        return
+    if button is not None and button.action == "cancel":
+        await cancel_flow(ctx)
+        return
+    typed = "" if button is not None else answer_words(inbound.text)
+    if current.phase == "saved":
+        await _handle_saved(ctx, flow, button, typed, current)
+        return
+    if current.phase == "review":
+        await _handle_review(ctx, flow, button, typed, values)
+        return
+
+    if (button and button.action == "back") or typed in BACK_WORDS:
         await _back(ctx, flow, step, values)
         return
-    wants_skip = payload == "f:skip" or (
-        not payload and (step.optional or step.collect_max) and typed in SKIP_WORDS | DONE_WORDS
-    )
-    if wants_skip and (step.optional or step.collect_max):
+    can_skip = step.optional or step.collect_max > 0
+    wants_skip = (button and button.action == "skip") or typed in SKIP_WORDS | DONE_WORDS
+    if wants_skip and can_skip:
         values.setdefault(step.name, [] if step.collect_max else None)
         await _advance(ctx, flow, values, after=step.name)
         return
     answer = inbound.text
-    if payload.startswith("f:pick:") and payload[7:] in {v for _, v in step.choices}:
-        answer, payload = payload[7:], ""
-    if payload:
-        await _stale_button(ctx, flow)
-        return
+    if button is not None:
+        if button.action != "pick" or button.arg not in {v for _, v in step.choices}:
+            await _stale_button(ctx, flow)
+            return
+        answer = button.arg
     try:
         value = step.parse(StepInput(answer, inbound.contact, inbound.attachments))
     except InvalidInput as error:
@@ -347,26 +390,29 @@ async def _back(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) ->
 
 
 async def _handle_saved(
-    ctx: Context, flow: Flow, payload: str, typed: str, values: dict[str, Any]
+    ctx: Context, flow: Flow, button: FlowButton | None, typed: str, current: Draft
 ) -> None:
-    assert ctx.state is not None
-    if payload == "f:saved" or (not payload and typed in CONFIRM_WORDS | {"dung thong tin da luu"}):
-        values.update(ctx.state.data.get("saved", {}))
-    elif payload != "f:new" and typed not in {"nhap moi", "new", "khong", "ko"}:
+    values = current.values
+    if (button and button.action == "saved") or typed in CONFIRM_WORDS | {"dung thong tin da luu"}:
+        values.update(current.saved)
+    elif not ((button and button.action == "new") or typed in {"nhap moi", "new", "khong", "ko"}):
+        if button is not None:
+            await _stale_button(ctx, flow)
+            return
         await ctx.reply(ctx.tr("flow.choose_button"))
-        await _offer_saved(ctx, flow, ctx.state.data.get("saved", {}))
+        await _offer_saved(ctx, flow, current.saved)
         return
-    _save(ctx, "", values, saved={})
+    _save(ctx, flow.steps[0].name, values, saved={})
     await _advance(ctx, flow, values)
 
 
 async def _handle_review(
-    ctx: Context, flow: Flow, payload: str, typed: str, values: dict[str, Any]
+    ctx: Context, flow: Flow, button: FlowButton | None, typed: str, values: dict[str, Any]
 ) -> None:
     edit_number: int | None = None
-    if payload.startswith("f:edit:") and payload[7:].isdigit():
-        edit_number = int(payload[7:])
-    elif not payload and (match := _EDIT_TYPED.match(typed)):
+    if button is not None and button.action == "edit" and button.arg.isdigit():
+        edit_number = int(button.arg)
+    elif match := _EDIT_TYPED.match(typed):
         edit_number = int(match.group(1))
     if edit_number is not None:
         if not 1 <= edit_number <= len(flow.steps):
@@ -378,10 +424,10 @@ async def _handle_review(
         _save(ctx, step.name, values, editing=True)
         await prompt(ctx, flow, step)
         return
-    if payload == "f:ok" or (not payload and typed in CONFIRM_WORDS):
+    if (button and button.action == "ok") or typed in CONFIRM_WORDS:
         await _complete(ctx, flow, values)
         return
-    if payload:
+    if button is not None:
         await _stale_button(ctx, flow)
         return
     await ctx.reply(ctx.tr("flow.review_unclear"))
@@ -396,10 +442,10 @@ async def _stale_button(ctx: Context, flow: Flow) -> None:
 async def repeat_current(ctx: Context, flow: Flow) -> None:
     """Ask the current question again (after a side command, a restart or a stale button)."""
     assert ctx.state is not None
-    values = _values(ctx)
-    if ctx.state.step == REVIEW:
-        await show_review(ctx, flow, values)
-    elif ctx.state.step == SAVED:
-        await _offer_saved(ctx, flow, ctx.state.data.get("saved", {}))
+    current = draft(ctx)
+    if current.phase == "review":
+        await show_review(ctx, flow, current.values)
+    elif current.phase == "saved":
+        await _offer_saved(ctx, flow, current.saved)
     elif (step := flow.step(ctx.state.step)) is not None:
         await prompt(ctx, flow, step)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from handlers.engine import position
 from handlers.messages import STAFF, Outbound
 from storage.models import Order
 from tests.helpers import (
@@ -46,7 +47,7 @@ async def only_order(harness: Harness) -> Order:
 async def draft(harness: Harness, chat_id: str = "1") -> tuple[str, dict[str, Any]]:
     state = await harness.state(chat_id)
     assert state is not None, "the draft is gone"
-    return state.step, dict(state.data.get("values", {}))
+    return position(state), dict(state.data.get("values", {}))
 
 
 def review_of(replies: list[Outbound], lang: str = "vi") -> str:

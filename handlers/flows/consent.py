@@ -1,38 +1,53 @@
 """Consent: asked with a short notice before any personal data is collected.
 
-A feature that collects personal data starts through `@after_consent("name")`: without
-consent the notice is shown and the wish is parked in the conversation state, and the same
-function continues once the customer agrees.
+A feature that collects personal data starts through `after_consent(router, "name")`: without
+consent the notice is shown and the wish is parked in the conversation state (a `ParkedWish`),
+and the same function continues once the customer agrees.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from handlers.buttons import ConsentButton
 from handlers.context import CONSENT_PURPOSE, Context, policy_version
-from handlers.router import router
+from handlers.router import Continuation, Router
 from storage.models import ConversationState
+
+router = Router("consent")
 
 PENDING = "_pending"  # state.flow of a parked wish (not a flow of the engine)
 
-Continuation = Callable[[Context, dict[str, Any]], Awaitable[None]]
-CONTINUATIONS: dict[str, Continuation] = {}
+
+@dataclass(frozen=True)
+class ParkedWish:
+    """What the customer wanted before consent was asked: a continuation and its context."""
+
+    then: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: ConversationState | None) -> ParkedWish | None:
+        if state is None or state.flow != PENDING or not isinstance(state.data.get("then"), str):
+            return None
+        return cls(state.data["then"], dict(state.data.get("context") or {}))
 
 
-def after_consent(name: str) -> Callable[[Continuation], Continuation]:
-    """Register `fn` as the continuation `name`, run only once consent exists: without it,
-    the customer is asked first and `fn` runs after they agree, with the same context."""
+def after_consent(on: Router, name: str) -> Callable[[Continuation], Continuation]:
+    """Declare `fn` as the continuation `name` of router `on`, run only once consent exists:
+    without it, the customer is asked first and `fn` runs after they agree, with the same
+    context."""
 
     def decorator(fn: Continuation) -> Continuation:
-        @functools.wraps(fn)
         async def gated(ctx: Context, context: dict[str, Any]) -> None:
             if await ensure_consent(ctx, then=name, context=context):
                 await fn(ctx, context)
 
-        CONTINUATIONS[name] = gated
-        return gated
+        gated.__name__ = gated.__qualname__ = fn.__name__
+        gated.__doc__ = fn.__doc__
+        return on.continuation(name, gated)
 
     return decorator
 
@@ -55,7 +70,7 @@ async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None
         customer_id=ctx.customer.id if ctx.customer else None,
         flow=PENDING,
         step="consent",
-        data={"then": then, "context": context or {}},
+        data=asdict(ParkedWish(then, context or {})),
         expires_at=ctx.now + ctx.config.draft_ttl,
         updated_at=ctx.now,
     )
@@ -67,41 +82,35 @@ async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None
 
 async def ask_consent(ctx: Context) -> None:
     buttons = (
-        (ctx.button("consent.btn.agree", "consent:yes"),),
-        (ctx.button("consent.btn.read_policy", "consent:policy"),),
-        (ctx.button("consent.btn.decline", "consent:no"),),
+        (ctx.button("consent.btn.agree", ConsentButton("yes")),),
+        (ctx.button("consent.btn.read_policy", ConsentButton("policy")),),
+        (ctx.button("consent.btn.decline", ConsentButton("no")),),
     )
     await ctx.reply(ctx.tr("consent.notice"), buttons)
 
 
-@router.payload("consent")
-async def on_consent_button(ctx: Context) -> None:
-    assert ctx.customer is not None and ctx.inbound.payload is not None
-    choice = ctx.inbound.payload.partition(":")[2]
-    if choice == "policy":
+@router.payload(ConsentButton)
+async def on_consent_button(ctx: Context, button: ConsentButton) -> None:
+    assert ctx.customer is not None
+    if button.choice == "policy":
         await ctx.reply(ctx.tr("policy.full_text"))
         await ask_consent(ctx)
         return
-    if choice not in ("yes", "no"):
-        await ctx.reply(ctx.tr("flow.stale_button"))
-        return
-    granted = choice == "yes"
+    granted = button.choice == "yes"
     await ctx.uow.consents.record(
         ctx.customer.id, CONSENT_PURPOSE, policy_version(), granted, ctx.now
     )
     await ctx.audit("consent_granted" if granted else "consent_declined")
-    parked = ctx.state.data if ctx.state is not None and ctx.state.flow == PENDING else None
-    if parked is not None:
-        await ctx.uow.states.remove(ctx.state)  # type: ignore[arg-type]
+    parked = ParkedWish.of(ctx.state)
+    if parked is not None and ctx.state is not None:
+        await ctx.uow.states.remove(ctx.state)
         ctx.state = None
     if not granted:
         await ctx.reply(ctx.tr("consent.declined"))
         return
     await ctx.reply(ctx.tr("consent.thanks"))
-    follow_up = CONTINUATIONS.get(parked["then"]) if parked else None
+    follow_up = ctx.app.continuations.get(parked.then) if parked else None
     if follow_up is not None and parked is not None:
-        await follow_up(ctx, parked.get("context", {}))
+        await follow_up(ctx, parked.context)
     else:
-        from handlers.dispatcher import show_menu
-
-        await show_menu(ctx, ctx.tr("core.menu_intro"))
+        await ctx.show_menu(ctx.tr("core.menu_intro"))

@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import engine
+from handlers.buttons import MyOrdersButton, OrderButton
 from handlers.context import Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
 from handlers.flows.consent import after_consent
-from handlers.flows.core import DEEP_LINKS
 from handlers.orders import codes
 from handlers.orders.catalog import format_vnd
 from handlers.orders.service import (
@@ -46,8 +46,10 @@ from handlers.orders.validators import (
     phone_from_contact,
 )
 from handlers.relay import relay_from_customer
-from handlers.router import router
+from handlers.router import Router
 from storage.models import Order
+
+router = Router("orders")
 
 MAX_PHOTOS = 5
 
@@ -145,11 +147,11 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
             product=f"\n{product_text}" if product_text else "",
             hours=ctx.config.shop_hours,
         ),
-        ((ctx.button("order.btn.my_orders", "myorders"),),),
+        ((ctx.button("order.btn.my_orders", MyOrdersButton()),),),
     )
 
 
-ORDER_FLOW = engine.register(
+ORDER_FLOW = router.flow(
     Flow(
         name="order",
         title="order.review_title",
@@ -197,7 +199,7 @@ ORDER_FLOW = engine.register(
 )
 
 
-@after_consent("order")
+@after_consent(router, "order")
 async def start_order(ctx: Context, context: dict[str, Any]) -> None:
     """Begin an order (after consent); a deep-linked product pre-fills the request."""
     values: dict[str, Any] = {}
@@ -210,12 +212,11 @@ async def start_order(ctx: Context, context: dict[str, Any]) -> None:
     await engine.begin(ctx, ORDER_FLOW, values)
 
 
-DEEP_LINKS["p_"] = ("order", "product")
-router.menu_item("menu.order", "order")
+router.deep_link("p_", continuation="order", key="product")
 
 
-@router.payload("order")
-async def order_button(ctx: Context) -> None:
+@router.payload(OrderButton)
+async def order_button(ctx: Context, _: OrderButton) -> None:
     await start_order(ctx, {})
 
 
@@ -229,12 +230,12 @@ async def order_command(ctx: Context) -> None:
 
 
 @router.command("orders", help_key="help.cmd.orders", locked_ok=True)
-@router.payload("myorders", locked_ok=True)
-async def my_orders(ctx: Context) -> None:
+@router.payload(MyOrdersButton, locked_ok=True)
+async def my_orders(ctx: Context, _: object = None) -> None:
     assert ctx.customer is not None
     orders = await ctx.uow.orders.of_customer(ctx.customer.id)
     if not orders:
-        await ctx.reply(ctx.tr("order.none_yet"), ((ctx.button("menu.order", "order"),),))
+        await ctx.reply(ctx.tr("order.none_yet"), ((ctx.button("menu.order", OrderButton()),),))
         return
     lines = [ctx.tr("order.list_title")]
     for order in orders[:20]:
@@ -277,14 +278,15 @@ async def show_own_order(ctx: Context, typed_code: str) -> None:
 
 
 @router.text
-async def relay_to_staff(ctx: Context) -> None:
+async def relay_to_staff(ctx: Context) -> bool:
     """While an order is open, the customer's free text goes to staff under its alert."""
     assert ctx.customer is not None
     order = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES)
     if order is None or not ctx.inbound.text.strip():
-        return
+        return False
     heading = ctx.staff_text(
         "order.relay_from_customer", code=order.code, name=order.full_name or ""
     )
     await relay_from_customer(ctx, order_tag(order), heading, ctx.inbound.text)
     await ctx.reply(ctx.tr("order.relayed", code=order.code))
+    return True

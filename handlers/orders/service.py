@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
+from handlers.buttons import OrderStatus, OrderStatusButton
 from handlers.context import ButtonRows, Context
 from handlers.i18n import t
 from handlers.messages import Button
 from handlers.orders.catalog import format_vnd
 from handlers.orders.validators import format_phone_display
 from storage.models import Order, OrderStatusChange
+from storage.tags import Tag
 
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving in Viet Nam
 
@@ -39,7 +42,7 @@ CARRIER_FIELDS = ("code", "full_name", "phone", "address")  # data minimization:
 
 
 def order_tag(order: Order) -> str:
-    return f"order:{order.id}"
+    return str(Tag("order", order.id))
 
 
 def local_time(moment: datetime) -> str:
@@ -108,7 +111,10 @@ def alert_buttons(ctx: Context, order: Order) -> ButtonRows:
     lang = ctx.config.default_language
     allowed = TRANSITIONS[order.status]
     buttons = [
-        Button(t(lang, f"order.action.{status}"), f"os:{order.id}:{status}")
+        Button(
+            t(lang, f"order.action.{status}"),
+            OrderStatusButton(order.id, cast(OrderStatus, status)).pack(),
+        )
         for status in (CLAIMED, CONTACTED, SHIPPING, DONE, CANCELLED)
         if status in allowed
     ]

@@ -15,7 +15,6 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from handlers.errors import InvalidInput
-from handlers.text import fold
 
 NAME_MIN, NAME_MAX = 2, 100
 ADDRESS_MIN, ADDRESS_MAX = 5, 300
@@ -224,38 +223,6 @@ def parse_email(text: str) -> str:
     except (EmailNotValidError, ValueError):
         # ValueError also covers IDNA/Unicode errors from exotic domains.
         raise InvalidInput("validation.email.invalid") from None
-
-
-# Folded answers meaning "I'd rather not / I don't have one" for optional steps.
-_SKIP_WORDS = frozenset(
-    {
-        "bo qua",
-        "skip",
-        "ko",
-        "k",
-        "kg",
-        "khong",
-        "k co",
-        "ko co",
-        "khong co",
-        "khong can",
-        "no",
-        "none",
-        "n/a",
-        "-",
-        "–",
-        "—",
-    }
-)
-# Polite particles Vietnamese customers add at the end ("không có ạ", "bỏ qua nhé").
-_SKIP_TAIL = re.compile(r"(?:\s+(?:a|nhe|nha|nhen))+$")
-
-
-def is_skip(text: str) -> bool:
-    """True when the customer declines an optional step ("bỏ qua", "không", "skip", "-")."""
-    folded = fold(text).rstrip(".!")
-    folded = _SKIP_TAIL.sub("", folded).strip()
-    return folded in _SKIP_WORDS
 
 
 def parse_request(text: str) -> str:
