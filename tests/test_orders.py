@@ -236,8 +236,12 @@ async def test_the_email_step_shows_a_skip_button(harness: Harness) -> None:
         "skip",
         "Bỏ Qua",
         unicodedata.normalize("NFD", "bỏ qua"),  # some phone keyboards send decomposed text
+        "không cần",
+        "ko co",
+        "bỏ qua nhé",
+        "-",
     ],
-    ids=["button", "bỏ qua", "bo qua", "skip", "Bỏ Qua", "NFD"],
+    ids=["button", "bỏ qua", "bo qua", "skip", "Bỏ Qua", "NFD", "khong can", "ko co", "nhe", "-"],
 )
 async def test_email_can_be_skipped(harness: Harness, skip: Any) -> None:
     await harness.order_until("1", "email")
