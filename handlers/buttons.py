@@ -33,9 +33,12 @@ class EditedMessage(Payload, prefix="edited"):
 
 class FlowButton(Payload, prefix="f"):
     """An engine button: cancel, back, skip/done, confirm, use saved / enter new, edit field
-    N (`arg` = N), or pick an answer (`arg` = the choice's value)."""
+    N (`arg` = N), pick an answer (`arg` = the choice's value), keep the suggested answer,
+    or go on after being asked whether to cancel."""
 
-    action: Literal["cancel", "back", "skip", "ok", "saved", "new", "edit", "pick"]
+    action: Literal[
+        "cancel", "back", "skip", "ok", "saved", "new", "edit", "pick", "keep", "resume"
+    ]
     arg: Key = ""
 
 

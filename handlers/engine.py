@@ -26,8 +26,22 @@ from typing import Any, Literal
 from handlers.buttons import FlowButton
 from handlers.context import ButtonRows, Context
 from handlers.errors import InvalidInput
+from handlers.i18n import LANGUAGES, t
 from handlers.messages import Attachment, Button, Contact
-from handlers.words import BACK_WORDS, CONFIRM_WORDS, DONE_WORDS, SKIP_WORDS, answer_words
+from handlers.text import fold
+from handlers.words import (
+    BACK_WORDS,
+    CANCEL_WORDS,
+    CONFIRM_WORDS,
+    DONE_WORDS,
+    NEW_WORDS,
+    SAVED_WORDS,
+    answer_words,
+    interrupt_of,
+    is_chatter,
+    is_skip,
+    looks_like_question,
+)
 from storage.models import ConversationState
 
 Phase = Literal["step", "review", "saved"]
@@ -41,6 +55,9 @@ class Draft:
     phase: Phase = "step"  # asking `state.step`, showing the review, or offering saved details
     editing: bool = False  # a review edit: go back to the review after this step
     saved: dict[str, Any] = field(default_factory=dict)  # the saved profile on offer
+    # Answers taken from what the customer already said, offered for confirmation at their step.
+    suggested: dict[str, str] = field(default_factory=dict)
+    confirming_cancel: bool = False  # a typed "hủy" with answers given: asked whether to drop
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> Draft:
@@ -50,6 +67,8 @@ class Draft:
             phase=phase if phase in ("step", "review", "saved") else "step",
             editing=bool(data.get("editing")),
             saved=dict(data.get("saved") or {}),
+            suggested=dict(data.get("suggested") or {}),
+            confirming_cancel=bool(data.get("confirming_cancel")),
         )
 
 
@@ -81,6 +100,8 @@ class Step:
     # Answer buttons: (label catalog id, value); a press is parsed as if the value were typed.
     choices: tuple[tuple[str, str], ...] = ()
     show: Callable[[Context, Any], str] | None = None  # how the review screen shows the value
+    # Other folded names customers use for this field at the review ("sửa sđt", "đổi đ/c").
+    aliases: tuple[str, ...] = ()
 
 
 CompleteHandler = Callable[[Context, dict[str, Any]], Awaitable[None]]
@@ -131,6 +152,7 @@ def _save(
     phase: Phase = "step",
     editing: bool | None = None,
     saved: dict[str, Any] | None = None,
+    suggested: dict[str, str] | None = None,
 ) -> None:
     """Persist flow position and draft; every save pushes the expiry forward."""
     assert ctx.state is not None
@@ -140,6 +162,7 @@ def _save(
         phase=phase,
         editing=current.editing if editing is None else editing,
         saved=current.saved if saved is None else saved,
+        suggested=current.suggested if suggested is None else suggested,
     )
     ctx.state.step = step
     ctx.state.data = asdict(new)
@@ -147,8 +170,14 @@ def _save(
     ctx.state.expires_at = ctx.now + ctx.config.draft_ttl
 
 
-async def begin(ctx: Context, flow: Flow, values: dict[str, Any] | None = None) -> None:
-    """Start `flow` in this conversation, replacing any previous state."""
+async def begin(
+    ctx: Context,
+    flow: Flow,
+    values: dict[str, Any] | None = None,
+    suggested: dict[str, str] | None = None,
+) -> None:
+    """Start `flow`, replacing any previous state; `values` are answered already, `suggested`
+    answers are offered for confirmation when their step comes."""
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
         await ctx.uow.session.flush()
@@ -166,10 +195,10 @@ async def begin(ctx: Context, flow: Flow, values: dict[str, Any] | None = None) 
     values = dict(values or {})
     saved = _saved_profile(ctx, flow, values)
     if saved:
-        _save(ctx, flow.steps[0].name, values, phase="saved", saved=saved)
+        _save(ctx, flow.steps[0].name, values, phase="saved", saved=saved, suggested=suggested)
         await _offer_saved(ctx, flow, saved)
         return
-    _save(ctx, flow.steps[0].name, values)
+    _save(ctx, flow.steps[0].name, values, suggested=suggested)
     await _advance(ctx, flow, values)
 
 
@@ -201,6 +230,8 @@ def _saved_profile(ctx: Context, flow: Flow, values: dict[str, Any]) -> dict[str
             value = getattr(ctx.customer, step.profile_field, None)
             if value:
                 saved[step.name] = value
+            elif value == "" and step.optional:  # they told us they have none: remembered
+                saved[step.name] = None
     return saved
 
 
@@ -243,13 +274,22 @@ def _step_buttons(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) 
 
 
 async def prompt(ctx: Context, flow: Flow, step: Step, prefix: str = "") -> None:
-    values = _values(ctx)
-    text = ctx.tr(step.prompt, **flow.prompt_params(ctx, values))
+    current = draft(ctx)
+    text = ctx.tr(step.prompt, **flow.prompt_params(ctx, current.values))
+    buttons = _step_buttons(ctx, flow, step, current.values)
+    suggestion = current.suggested.get(step.name)
+    if suggestion:  # what they said already, offered for a one-tap confirmation
+        text += "\n\n" + ctx.tr("flow.suggested", value=suggestion)
+        buttons = ((ctx.button("flow.btn.keep", FlowButton("keep")),), *buttons)
     await ctx.reply(
-        f"{prefix}\n\n{text}" if prefix else text,
-        _step_buttons(ctx, flow, step, values),
-        ask_contact=step.ask_contact,
+        f"{prefix}\n\n{text}" if prefix else text, buttons, ask_contact=step.ask_contact
     )
+
+
+def _field_name(ctx: Context, step: Step) -> str:
+    """A field's label as it reads inside a sentence ("Sửa địa chỉ")."""
+    label = ctx.tr(step.label)
+    return label[:1].lower() + label[1:]
 
 
 async def show_review(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
@@ -258,12 +298,12 @@ async def show_review(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
         lines.append(f"{number}. {ctx.tr(step.label)}: {_show(ctx, step, values.get(step.name))}")
     lines += ["", ctx.tr("flow.review_hint")]
     edit_buttons = tuple(
-        ctx.button("flow.btn.edit_n", FlowButton("edit", str(n)), n=n)
-        for n in range(1, len(flow.steps) + 1)
+        ctx.button("flow.btn.edit_field", FlowButton("edit", str(n)), field=_field_name(ctx, step))
+        for n, step in enumerate(flow.steps, start=1)
     )
     rows: ButtonRows = (
         (ctx.button("flow.btn.confirm", FlowButton("ok")),),
-        *(edit_buttons[i : i + 4] for i in range(0, len(edit_buttons), 4)),
+        *(edit_buttons[i : i + 2] for i in range(0, len(edit_buttons), 2)),
         (ctx.button("flow.btn.cancel", FlowButton("cancel")),),
     )
     await ctx.reply("\n".join(lines), rows, remove_keyboard=True)
@@ -298,21 +338,93 @@ async def _complete(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
 
 # ---- input ---------------------------------------------------------------------------------
 
+_EDIT_VERB = re.compile(r"\b(?:sua|doi|chinh|chinh sua|thay|thay doi|edit|change|update|fix)\b")
+_RESUME_WORDS = frozenset(
+    {"tiep tuc", "tiep", "khong", "ko", "k", "no", "continue", "ko tiep tuc", "khong tiep tuc"}
+)
+
 
 def _pressed(
     ctx: Context, flow: Flow, step: Step | None, values: dict[str, Any]
 ) -> FlowButton | None:
-    """The engine button pressed — or typed as its label (reply keyboards, numbered
-    channels). A payload that is not a valid engine button counts as a stale one."""
+    """The engine button pressed — or typed as its label or choice (reply keyboards,
+    numbered channels, people who type instead of tapping). A payload that is not a valid
+    engine button counts as a stale one."""
     inbound = ctx.inbound
     if inbound.payload:
         return FlowButton.unpack(inbound.payload)
-    if step is not None:
-        labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
-        raw = labels.get(inbound.text.strip())
-        if raw is not None:
-            return FlowButton.unpack(raw)
+    if step is None:
+        return None
+    labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
+    raw = labels.get(inbound.text.strip())
+    if raw is not None:
+        return FlowButton.unpack(raw)
+    typed = answer_words(inbound.text)
+    for label, value in step.choices:
+        if typed in (fold(ctx.tr(label)), fold(value)):
+            return FlowButton("pick", value)
     return None
+
+
+def _edit_target(ctx: Context, flow: Flow, typed: str) -> int | None:
+    """The field number of "sửa 3", "sửa địa chỉ", "thôi em đổi địa chỉ khác nhé"."""
+    if match := _EDIT_TYPED.match(typed):
+        return int(match.group(1))
+    if not _EDIT_VERB.search(typed):
+        return None
+    padded = f" {typed} "
+    for number, step in enumerate(flow.steps, start=1):
+        names = {fold(t(lang, step.label)) for lang in LANGUAGES} | set(step.aliases)
+        if any(f" {name} " in padded for name in names):
+            return number
+    return None
+
+
+def _has_answers(flow: Flow, values: dict[str, Any]) -> bool:
+    return any(step.name in values for step in flow.steps)
+
+
+async def _interrupt(ctx: Context, flow: Flow, current: Draft) -> bool:
+    """Typed cancel / menu / help words, as if their buttons were pressed (back is the
+    step's own business). True when handled."""
+    interrupt = interrupt_of(ctx.inbound.text)
+    if interrupt == "cancel":
+        if _has_answers(flow, current.values):
+            assert ctx.state is not None
+            ctx.state.data = {**ctx.state.data, "confirming_cancel": True}
+            buttons = (
+                (ctx.button("flow.btn.cancel_confirm", FlowButton("cancel")),),
+                (ctx.button("flow.btn.resume", FlowButton("resume")),),
+            )
+            await ctx.reply(ctx.tr("flow.cancel_ask"), buttons)
+        else:
+            await cancel_flow(ctx)
+        return True
+    if interrupt == "menu":
+        await ctx.show_menu(ctx.tr("core.menu_intro"))
+        await ctx.reply(ctx.tr("flow.reminder"))
+        await repeat_current(ctx, flow)
+        return True
+    if interrupt == "help":
+        await ctx.reply(ctx.tr("flow.help"))
+        await repeat_current(ctx, flow)
+        return True
+    return False
+
+
+async def _interjected(ctx: Context) -> bool:
+    """A question, greeting or report in the middle of a step: answered (by the feature that
+    knows the answer, else politely here) instead of being taken as the step's answer."""
+    for interject in ctx.app.interjections:
+        if await interject(ctx):
+            return True
+    if is_chatter(ctx.inbound.text):
+        await ctx.reply(ctx.tr("flow.heard"))
+        return True
+    if looks_like_question(ctx.inbound.text):
+        await ctx.reply(ctx.tr("flow.question_later"))
+        return True
+    return False
 
 
 async def handle_input(ctx: Context, flow: Flow) -> None:
@@ -333,6 +445,19 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
         await cancel_flow(ctx)
         return
     typed = "" if button is not None else answer_words(inbound.text)
+    if current.confirming_cancel:
+        ctx.state.data = {**ctx.state.data, "confirming_cancel": False}
+        if typed in CANCEL_WORDS | CONFIRM_WORDS:
+            await cancel_flow(ctx)
+            return
+        if (button and button.action == "resume") or typed in _RESUME_WORDS:
+            await repeat_current(ctx, flow)
+            return
+    elif button is not None and button.action == "resume":
+        await repeat_current(ctx, flow)
+        return
+    if button is None and await _interrupt(ctx, flow, current):
+        return
     if current.phase == "saved":
         await _handle_saved(ctx, flow, button, typed, current)
         return
@@ -344,17 +469,25 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
         await _back(ctx, flow, step, values)
         return
     can_skip = step.optional or step.collect_max > 0
-    wants_skip = (button and button.action == "skip") or typed in SKIP_WORDS | DONE_WORDS
+    wants_skip = (button and button.action == "skip") or (
+        button is None and (is_skip(inbound.text) or typed in DONE_WORDS)
+    )
     if wants_skip and can_skip:
         values.setdefault(step.name, [] if step.collect_max else None)
         await _advance(ctx, flow, values, after=step.name)
         return
     answer = inbound.text
+    suggestion = current.suggested.get(step.name)
+    if suggestion and ((button and button.action == "keep") or typed in CONFIRM_WORDS):
+        answer, button = suggestion, None
     if button is not None:
         if button.action != "pick" or button.arg not in {v for _, v in step.choices}:
             await _stale_button(ctx, flow)
             return
         answer = button.arg
+    elif answer is inbound.text and not inbound.attachments and await _interjected(ctx):
+        await repeat_current(ctx, flow)  # answered the remark; the question still stands
+        return
     try:
         value = step.parse(StepInput(answer, inbound.contact, inbound.attachments))
     except InvalidInput as error:
@@ -389,17 +522,24 @@ async def _back(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) ->
     await prompt(ctx, flow, previous)
 
 
+def _wants_saved(typed: str) -> bool:
+    return typed in CONFIRM_WORDS | SAVED_WORDS or any(
+        phrase in typed for phrase in ("thong tin cu", "thong tin da luu", "saved details")
+    )
+
+
 async def _handle_saved(
     ctx: Context, flow: Flow, button: FlowButton | None, typed: str, current: Draft
 ) -> None:
     values = current.values
-    if (button and button.action == "saved") or typed in CONFIRM_WORDS | {"dung thong tin da luu"}:
+    if (button and button.action == "saved") or _wants_saved(typed):
         values.update(current.saved)
-    elif not ((button and button.action == "new") or typed in {"nhap moi", "new", "khong", "ko"}):
+    elif not ((button and button.action == "new") or typed in NEW_WORDS):
         if button is not None:
             await _stale_button(ctx, flow)
             return
-        await ctx.reply(ctx.tr("flow.choose_button"))
+        if not await _interjected(ctx):
+            await ctx.reply(ctx.tr("flow.choose_button"))
         await _offer_saved(ctx, flow, current.saved)
         return
     _save(ctx, flow.steps[0].name, values, saved={})
@@ -412,8 +552,8 @@ async def _handle_review(
     edit_number: int | None = None
     if button is not None and button.action == "edit" and button.arg.isdigit():
         edit_number = int(button.arg)
-    elif match := _EDIT_TYPED.match(typed):
-        edit_number = int(match.group(1))
+    elif button is None:
+        edit_number = _edit_target(ctx, flow, typed)
     if edit_number is not None:
         if not 1 <= edit_number <= len(flow.steps):
             await ctx.reply(ctx.tr("flow.no_such_field", count=len(flow.steps)))
@@ -430,7 +570,8 @@ async def _handle_review(
     if button is not None:
         await _stale_button(ctx, flow)
         return
-    await ctx.reply(ctx.tr("flow.review_unclear"))
+    if not await _interjected(ctx):
+        await ctx.reply(ctx.tr("flow.review_unclear"))
     await show_review(ctx, flow, values)
 
 

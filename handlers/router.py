@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 Handler = Callable[..., Awaitable[None]]  # (ctx) for commands; (ctx, payload) for buttons
 TextHandler = Callable[["Context"], Awaitable[bool]]  # True = handled, stop here
 InboundFilter = Callable[["Context"], Awaitable[bool]]  # False = drop the inbound (answered)
+# A remark in the middle of a flow step (a question, a greeting, a leak report): True when it
+# was answered, and the step is then asked again instead of taking the text as the answer.
+Interjection = Callable[["Context"], Awaitable[bool]]
 Continuation = Callable[["Context", dict[str, Any]], Awaitable[None]]
 # Hooks of a feature into erasure, export and housekeeping (see handlers/rights, maintenance).
 Eraser = Callable[["UnitOfWork", int, datetime], Awaitable[list[str]]]
@@ -76,6 +79,7 @@ class Router:
         self.export_sections: dict[str, ExportSection] = {}
         self.periodic_tasks: dict[str, PeriodicTask] = {}
         self.inbound_filters: list[InboundFilter] = []
+        self.interjections: list[Interjection] = []
 
     def command(
         self,
@@ -166,6 +170,10 @@ class Router:
         self.inbound_filters.append(fn)
         return fn
 
+    def interjection(self, fn: Interjection) -> Interjection:
+        self.interjections.append(fn)
+        return fn
+
 
 class CompositionError(Exception):
     """Two routers claim the same command, payload kind, flow or continuation."""
@@ -207,6 +215,7 @@ class Composition:
         self.deep_links = _chain(r.deep_links for r in self.routers)
         self.erasers = _chain(r.erasers for r in self.routers)
         self.inbound_filters = _chain(r.inbound_filters for r in self.routers)
+        self.interjections = _chain(r.interjections for r in self.routers)
 
     def find_payload(self, raw: str) -> Route | None:
         return self.payloads.get(prefix_of(raw))

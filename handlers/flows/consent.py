@@ -14,11 +14,50 @@ from typing import Any
 from handlers.buttons import ConsentButton
 from handlers.context import CONSENT_PURPOSE, Context, policy_version
 from handlers.router import Continuation, Router
+from handlers.words import answer_words
 from storage.models import ConversationState
 
 router = Router("consent")
 
 PENDING = "_pending"  # state.flow of a parked wish (not a flow of the engine)
+
+# Typed answers to the consent question.
+AGREE_WORDS = frozenset(
+    {
+        "dong y",
+        "toi dong y",
+        "em dong y",
+        "minh dong y",
+        "ok dong y",
+        "vang dong y",
+        "da dong y",
+        "co",
+        "ok",
+        "oke",
+        "vang",
+        "yes",
+        "agree",
+        "i agree",
+        "yes i agree",
+        "accept",
+    }
+)
+DECLINE_WORDS = frozenset(
+    {
+        "khong dong y",
+        "ko dong y",
+        "k dong y",
+        "toi khong dong y",
+        "khong",
+        "ko",
+        "tu choi",
+        "no",
+        "decline",
+        "i disagree",
+        "i do not agree",
+        "i dont agree",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +100,16 @@ async def has_consent(ctx: Context) -> bool:
 async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None = None) -> bool:
     if await has_consent(ctx):
         return True
+    await ctx.reply(ctx.tr("consent.needed_first"))
+    await ask_consent(ctx, then, context)
+    return False
+
+
+async def ask_consent(ctx: Context, then: str = "", context: dict[str, Any] | None = None) -> None:
+    """Ask for consent, remembering what the customer wanted (`then`, a continuation) so it
+    goes on once they agree. The notice itself is shown once: asked again while it is
+    pending, only the question and its buttons come back."""
+    already_asked = ParkedWish.of(ctx.state) is not None
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
         await ctx.uow.session.flush()
@@ -75,28 +124,41 @@ async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None
         updated_at=ctx.now,
     )
     await ctx.uow.states.save(ctx.state)
-    await ctx.reply(ctx.tr("consent.needed_first"))
-    await ask_consent(ctx)
-    return False
-
-
-async def ask_consent(ctx: Context) -> None:
     buttons = (
         (ctx.button("consent.btn.agree", ConsentButton("yes")),),
         (ctx.button("consent.btn.read_policy", ConsentButton("policy")),),
         (ctx.button("consent.btn.decline", ConsentButton("no")),),
     )
-    await ctx.reply(ctx.tr("consent.notice"), buttons)
+    await ctx.reply(ctx.tr("consent.question" if already_asked else "consent.notice"), buttons)
+
+
+@router.text
+async def typed_consent(ctx: Context) -> bool:
+    """ "đồng ý" / "không đồng ý" typed while the consent question is pending."""
+    if ParkedWish.of(ctx.state) is None:
+        return False
+    words = answer_words(ctx.inbound.text)
+    if words in AGREE_WORDS:
+        await decide(ctx, granted=True)
+        return True
+    if words in DECLINE_WORDS:
+        await decide(ctx, granted=False)
+        return True
+    return False
 
 
 @router.payload(ConsentButton)
 async def on_consent_button(ctx: Context, button: ConsentButton) -> None:
-    assert ctx.customer is not None
     if button.choice == "policy":
         await ctx.reply(ctx.tr("policy.full_text"))
-        await ask_consent(ctx)
+        parked = ParkedWish.of(ctx.state)
+        await ask_consent(ctx, parked.then if parked else "", parked.context if parked else None)
         return
-    granted = button.choice == "yes"
+    await decide(ctx, granted=button.choice == "yes")
+
+
+async def decide(ctx: Context, granted: bool) -> None:
+    assert ctx.customer is not None
     await ctx.uow.consents.record(
         ctx.customer.id, CONSENT_PURPOSE, policy_version(), granted, ctx.now
     )
@@ -109,7 +171,7 @@ async def on_consent_button(ctx: Context, button: ConsentButton) -> None:
         await ctx.reply(ctx.tr("consent.declined"))
         return
     await ctx.reply(ctx.tr("consent.thanks"))
-    follow_up = ctx.app.continuations.get(parked.then) if parked else None
+    follow_up = ctx.app.continuations.get(parked.then) if parked and parked.then else None
     if follow_up is not None and parked is not None:
         await follow_up(ctx, parked.context)
     else:

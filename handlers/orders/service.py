@@ -53,7 +53,9 @@ def status_label(lang: str, status: str) -> str:
     return t(lang, f"order.status.{status}")
 
 
-def product_line(lang: str, order: Order) -> str | None:
+def product_line(lang: str, order: Order, name: str | None = None) -> str | None:
+    """The ordered product; `name` in the reader's language when known (the order keeps the
+    staff language's name)."""
     if not order.product_code:
         return None
     price = format_vnd(order.price_vnd) if order.price_vnd is not None else ""
@@ -61,7 +63,7 @@ def product_line(lang: str, order: Order) -> str | None:
         lang,
         "order.product_line",
         code=order.product_code,
-        name=order.product_name or "",
+        name=name or order.product_name or "",
         price=price,
     )
 

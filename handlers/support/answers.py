@@ -38,6 +38,7 @@ from handlers.orders.service import OPEN_STATUSES
 from handlers.payloads import Payload
 from handlers.router import Router
 from handlers.support.understanding import Understanding, all_topics, topic_actions, understand
+from handlers.words import looks_like_question
 
 router = Router("answers")
 
@@ -108,7 +109,8 @@ async def show_answer(ctx: Context, topic: str) -> None:
 async def run_intent(ctx: Context, intent: str) -> None:
     continuation = ctx.app.continuations.get(INTENT_CONTINUATIONS.get(intent, ""))
     if continuation is not None:
-        await continuation(ctx, {})
+        # What they wrote goes along: "em muốn đặt tranh sơn dầu" already says what to order.
+        await continuation(ctx, {"text": ctx.inbound.text[:500]})
     elif intent in ("mydata", "delete_data"):
         # "delete" never erases from free text: its button shows the confirmation screen.
         await press(ctx, INTENT_PAYLOADS[intent], FALLBACK_TOPICS[intent])
@@ -160,3 +162,16 @@ async def kb_button(ctx: Context, button: KbButton | None = None) -> None:
         return
     rows = tuple((ctx.button(f"kb.{key}.title", KbButton(key)),) for key in all_topics())
     await ctx.reply(ctx.tr("support.faq_intro"), rows)
+
+
+@router.interjection
+async def answer_mid_flow(ctx: Context) -> bool:
+    """A privacy question in the middle of a form gets its answer; the form goes on."""
+    text = ctx.inbound.text.strip()
+    if not text or not looks_like_question(text):
+        return False
+    result = understand(text)
+    if result.kind == "topic" and result.confident and result.key is not None:
+        await show_answer(ctx, result.key)
+        return True
+    return False
