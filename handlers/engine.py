@@ -119,7 +119,6 @@ async def begin(
     """Start `flow` in this conversation, replacing any previous state."""
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
-        await ctx.uow.session.flush()
     ctx.state = ConversationState(
         channel=ctx.inbound.channel,
         chat_id=ctx.inbound.chat_id,

@@ -667,9 +667,9 @@ async def test_erasing_a_customers_tickets_clears_their_personal_fields(harness:
     customer = await harness.customer("1")
     assert customer is not None
     async with UnitOfWork(harness.sessions) as uow:
-        listed = await complaints.tickets_of(uow.session, customer.id)
+        listed = await uow.support.tickets_of(customer.id)
         assert [t.code for t in listed] == [ticket.code]
-        tags = await complaints.erase_customer_tickets(uow.session, customer.id, harness.clock())
+        tags = await complaints.erase_customer_tickets(uow, customer.id, harness.clock())
         await uow.commit()
     (thread,) = await harness.rows(SupportThread)
     assert sorted(tags) == sorted([f"ticket:{ticket.id}", f"support:{thread.id}"])

@@ -48,7 +48,6 @@ async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None
         return True
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
-        await ctx.uow.session.flush()
     ctx.state = ConversationState(
         channel=ctx.inbound.channel,
         chat_id=ctx.inbound.chat_id,

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from handlers.context import CONSENT_PURPOSE
 from storage.models import Customer
 from storage.repositories import UnitOfWork
@@ -18,7 +16,7 @@ from storage.repositories import UnitOfWork
 SCHEMA_VERSION = 1
 
 # Other features add their own sections (e.g. "tickets" from support).
-SectionCollector = Callable[[AsyncSession, int], Awaitable[list[dict[str, Any]]]]
+SectionCollector = Callable[[UnitOfWork, int], Awaitable[list[dict[str, Any]]]]
 EXTRA_SECTIONS: dict[str, SectionCollector] = {}
 
 
@@ -30,8 +28,8 @@ async def collect(uow: UnitOfWork, customer: Customer, now: datetime) -> dict[st
     identities = await uow.customers.identities_of(customer.id)
     consents = await uow.consents.of(customer.id)
     orders = await uow.orders.of_customer(customer.id)
-    relayed = await uow.orders.relayed(customer.id)
-    disclosures = await uow.orders.disclosures(customer.id)
+    relayed = await uow.relayed.of_customer(customer.id)
+    disclosures = await uow.disclosures.of_customer(customer.id)
     messages_by_thread: dict[str, list[dict[str, Any]]] = {}
     for message in relayed:
         messages_by_thread.setdefault(message.thread, []).append(
@@ -107,7 +105,7 @@ async def collect(uow: UnitOfWork, customer: Customer, now: datetime) -> dict[st
         ],
     }
     for name, collector in EXTRA_SECTIONS.items():
-        data[name] = await collector(uow.session, customer.id)
+        data[name] = await collector(uow, customer.id)
     return data
 
 

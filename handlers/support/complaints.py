@@ -21,11 +21,8 @@ after 4 hours, urgent ones after 1 hour.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import engine
 from handlers.context import ButtonRows, Context, ShopConfig
@@ -51,7 +48,6 @@ from storage.support import (
     RESOLVED,
     RETURN,
     WARRANTY,
-    SupportRepository,
     Ticket,
     ticket_tag,
 )
@@ -183,7 +179,7 @@ async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
 @router.payload("mytickets", locked_ok=True)
 async def my_tickets(ctx: Context) -> None:
     assert ctx.customer is not None
-    tickets = await tickets_of(ctx.uow.session, ctx.customer.id)
+    tickets = await ctx.uow.support.tickets_of(ctx.customer.id)
     if not tickets:
         await ctx.reply(
             ctx.tr("support.tickets.none"), ((ctx.button("menu.complaint", "complaint"),),)
@@ -226,10 +222,9 @@ async def create_ticket(
     """Store a ticket of the current customer and alert the staff chat (threaded under the
     order's alert when the ticket is about an order)."""
     assert ctx.customer is not None
-    repo = SupportRepository(ctx.uow.session)
-    ticket = await repo.add_ticket(
+    ticket = await ctx.uow.support.add_ticket(
         Ticket(
-            code=await new_support_code(repo, CODE_PREFIXES[kind]),
+            code=await new_support_code(ctx.uow, CODE_PREFIXES[kind]),
             kind=kind,
             category=category,
             customer_id=ctx.customer.id,
@@ -369,7 +364,7 @@ def _customer_language(ctx: Context, customer: Customer) -> str:
 
 async def _ticket_from_payload(ctx: Context) -> tuple[Ticket | None, str]:
     parts = (ctx.inbound.payload or "").split(":")
-    repo = SupportRepository(ctx.uow.session)
+    repo = ctx.uow.support
     ticket = await repo.ticket(int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
@@ -483,7 +478,7 @@ async def resolve_command(ctx: Context) -> None:
     if code is None:
         await ctx.to_staff(ctx.staff_text("support.staff.resolve_usage"))
         return
-    ticket = await SupportRepository(ctx.uow.session).ticket_by_code(code)
+    ticket = await ctx.uow.support.ticket_by_code(code)
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
         return
@@ -501,7 +496,7 @@ async def resolution_reply(ctx: Context) -> None:
     tag = replied.tag if replied is not None else None
     if not tag or not tag.startswith("resolve:") or not tag[8:].isdigit():
         return
-    ticket = await SupportRepository(ctx.uow.session).ticket(int(tag[8:]))
+    ticket = await ctx.uow.support.ticket(int(tag[8:]))
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
         return
@@ -510,7 +505,7 @@ async def resolution_reply(ctx: Context) -> None:
 
 @router.command("tickets", staff=True, help_key="help.staff.tickets")
 async def list_tickets(ctx: Context) -> None:
-    tickets = await SupportRepository(ctx.uow.session).unresolved()
+    tickets = await ctx.uow.support.unresolved()
     if not tickets:
         await ctx.to_staff(ctx.staff_text("support.staff.no_tickets"))
         return
@@ -542,7 +537,7 @@ async def reannounce_due(uow: UnitOfWork, config: ShopConfig, now: datetime) -> 
     normal, urgent = reannounce_intervals(config)
     lang = config.default_language
     count = 0
-    for ticket in await SupportRepository(uow.session).unacknowledged():
+    for ticket in await uow.support.unacknowledged():
         if ticket.erased_at is not None:
             continue
         since = ticket.last_announced_at or ticket.created_at
@@ -586,21 +581,14 @@ async def reannounce_due(uow: UnitOfWork, config: ShopConfig, now: datetime) -> 
 # ---- data rights: what /mydata, export and erasure use -------------------------------------
 
 
-async def tickets_of(session: AsyncSession, customer_id: int) -> Sequence[Ticket]:
-    """The customer's tickets, newest first (for /complaints, /mydata and the export)."""
-    return await SupportRepository(session).tickets_of(customer_id)
-
-
-async def erase_customer_tickets(
-    session: AsyncSession, customer_id: int, now: datetime
-) -> list[str]:
+async def erase_customer_tickets(uow: UnitOfWork, customer_id: int, now: datetime) -> list[str]:
     """Clear description, photos and response of the customer's tickets, detach them and
     their support threads from the customer; returns the staff-chat tags ("ticket:<id>",
     "support:<id>") whose copies must be redacted. Fits `erasure.EXTRA_ERASERS`."""
-    return await SupportRepository(session).erase_customer(customer_id, now)
+    return await uow.support.erase_customer(customer_id, now)
 
 
-async def _export_tickets(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+async def _export_tickets(uow: UnitOfWork, customer_id: int) -> list[dict[str, Any]]:
     """The customer's tickets for /mydata and the export (see docs/export.schema.json)."""
     return [
         {
@@ -614,7 +602,7 @@ async def _export_tickets(session: AsyncSession, customer_id: int) -> list[dict[
             "response": ticket.response,
             "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
         }
-        for ticket in await tickets_of(session, customer_id)
+        for ticket in await uow.support.tickets_of(customer_id)
     ]
 
 

@@ -26,7 +26,8 @@ from handlers.orders.service import local_time
 from handlers.relay import relay_from_customer, relay_to_customer, replied_thread
 from handlers.router import router
 from storage.models import Customer
-from storage.support import SupportRepository, SupportThread, thread_tag
+from storage.repositories import UnitOfWork
+from storage.support import SupportThread, thread_tag
 
 THREAD_PREFIX = "TK"
 
@@ -42,9 +43,9 @@ def leading_code(text: str, prefix: str) -> tuple[str | None, str]:
     return code, rest.strip()
 
 
-async def new_support_code(repo: SupportRepository, prefix: str) -> str:
+async def new_support_code(uow: UnitOfWork, prefix: str) -> str:
     code = codes.new_code(prefix)
-    while await repo.code_exists(code):
+    while await uow.support.code_exists(code):
         code = codes.new_code(prefix)
     return code
 
@@ -62,14 +63,13 @@ async def talk_command(ctx: Context) -> None:
 async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
     """Open a support thread (or point to the one already open)."""
     assert ctx.customer is not None
-    repo = SupportRepository(ctx.uow.session)
-    thread = await repo.open_thread_of(ctx.customer.id)
+    thread = await ctx.uow.support.open_thread_of(ctx.customer.id)
     if thread is not None:
         await ctx.reply(ctx.tr("talk.already_open", code=thread.code))
         return
-    thread = await repo.add_thread(
+    thread = await ctx.uow.support.add_thread(
         SupportThread(
-            code=await new_support_code(repo, THREAD_PREFIX),
+            code=await new_support_code(ctx.uow, THREAD_PREFIX),
             customer_id=ctx.customer.id,
             opened_at=ctx.now,
         )
@@ -89,7 +89,7 @@ async def relay_open_thread(ctx: Context) -> None:
     """While a support thread is open, the customer's free text goes to the staff chat."""
     if ctx.customer is None or not ctx.inbound.text.strip():
         return
-    thread = await SupportRepository(ctx.uow.session).open_thread_of(ctx.customer.id)
+    thread = await ctx.uow.support.open_thread_of(ctx.customer.id)
     if thread is None:
         return
     heading = ctx.staff_text("talk.staff.from_customer", code=thread.code)
@@ -128,7 +128,7 @@ def thread_buttons(ctx: Context, thread: SupportThread) -> ButtonRows:
 
 async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
     code = codes.normalize_code(typed.strip(), THREAD_PREFIX)
-    thread = await SupportRepository(ctx.uow.session).thread_by_code(code) if code else None
+    thread = await ctx.uow.support.thread_by_code(code) if code else None
     if thread is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
     return thread
@@ -137,17 +137,16 @@ async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
 @router.staff_text(priority=10)
 async def staff_reply(ctx: Context) -> None:
     """A reply to a support-thread message, or "TK-XXXXX text", goes to the customer."""
-    repo = SupportRepository(ctx.uow.session)
     text = ctx.inbound.text.strip()
     thread: SupportThread | None = None
     tag = await replied_thread(ctx)
     if tag and tag.startswith("support:") and tag[8:].isdigit():
-        thread = await repo.thread(int(tag[8:]))
+        thread = await ctx.uow.support.thread(int(tag[8:]))
     if thread is None:
         code, rest = leading_code(text, THREAD_PREFIX)
         if code is None:
             return
-        thread = await repo.thread_by_code(code)
+        thread = await ctx.uow.support.thread_by_code(code)
         if thread is None:
             await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
             return
@@ -161,7 +160,7 @@ async def reply_command(ctx: Context) -> None:
     if code is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.reply_usage"))
         return
-    thread = await SupportRepository(ctx.uow.session).thread_by_code(code)
+    thread = await ctx.uow.support.thread_by_code(code)
     if thread is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
         return
@@ -190,7 +189,7 @@ async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> No
 @router.payload("tk", staff=True)
 async def thread_button(ctx: Context) -> None:
     parts = (ctx.inbound.payload or "").split(":")
-    repo = SupportRepository(ctx.uow.session)
+    repo = ctx.uow.support
     thread = await repo.thread(int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
     if thread is None or parts[2] != "close":
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
