@@ -301,7 +301,7 @@ class Runtime:
             row.payload = {}
             log.warning("outbox %s failed permanently: %s", row.id, exc.reason[:80])
             if exc.unreachable:
-                await self.mark_unreachable(uow, row.channel, row.chat_id, now)
+                await uow.customers.mark_unreachable(row.channel, row.chat_id, now)
                 # The rest of this chat's queue would fail the same way: fail it with one notice.
                 await uow.outbox.fail_pending(
                     row.channel, row.chat_id, exc.reason[:200], but=row.id
@@ -368,11 +368,6 @@ class Runtime:
             if identity is not None:
                 identity.unreachable_since = self.clock()
                 await uow.commit()
-
-    async def mark_unreachable(
-        self, uow: UnitOfWork, channel: str, chat_id: str, now: datetime
-    ) -> None:
-        await uow.customers.mark_unreachable(channel, chat_id, now)
 
     async def _delete_due(self) -> float | None:
         """Remove messages scheduled to disappear (e.g. /mydata on shared devices)."""

@@ -118,7 +118,7 @@ async def begin(
 ) -> None:
     """Start `flow` in this conversation, replacing any previous state."""
     if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state)
+        await ctx.uow.states.remove(ctx.state, flush=True)
     ctx.state = ConversationState(
         channel=ctx.inbound.channel,
         chat_id=ctx.inbound.chat_id,

@@ -183,10 +183,12 @@ class StateRepository:
     async def save(self, state: ConversationState) -> None:
         self.session.add(state)
 
-    async def remove(self, state: ConversationState) -> None:
-        # Flushed now: a new state for the same conversation may be added right after.
+    async def remove(self, state: ConversationState, *, flush: bool = False) -> None:
+        """`flush=True` deletes the row at once, so that a new state of the same conversation
+        (unique per chat) can be added in this transaction."""
         await self.session.delete(state)
-        await self.session.flush()
+        if flush:
+            await self.session.flush()
 
     async def delete_expired(self, now: datetime) -> int:
         result = await self.session.execute(

@@ -1,6 +1,7 @@
 """The layering of DESIGN.md, checked on the imports of every module: `bot → handlers →
-storage`. handlers/ knows no platform, web framework or SQL (it uses storage's repositories
-and reads ORM objects' attributes); storage/ knows neither handlers/ nor bot/."""
+storage`. handlers/ knows no platform, web framework or SQL (it calls the repositories of
+storage's unit of work and reads ORM objects' attributes); storage/ knows neither handlers/
+nor bot/; bot/ reaches the database through storage's API too."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def test_layers_import_only_what_they_may(package: str) -> None:
         f"{file}: {name}"
         for file, name in _imports(package)
         if name.split(".")[0] in FORBIDDEN[package]
+    ]
+    assert offending == []
+
+
+def test_handlers_never_reach_behind_the_unit_of_work() -> None:
+    """No `uow.session`: every query is a repository method in storage/."""
+    offending = [
+        f"{path.relative_to(PROJECT_DIR)}:{node.lineno}"
+        for path in sorted((PROJECT_DIR / "handlers").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "session"
     ]
     assert offending == []
 

@@ -47,7 +47,7 @@ async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None
     if await has_consent(ctx):
         return True
     if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state)
+        await ctx.uow.states.remove(ctx.state, flush=True)
     ctx.state = ConversationState(
         channel=ctx.inbound.channel,
         chat_id=ctx.inbound.chat_id,
