@@ -7,10 +7,8 @@ import asyncio
 import logging
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.config import ConfigError, Settings, load_settings
-from storage.db import DatabaseUnavailable, describe_db_error
+from storage.db import DatabaseUnavailable, StorageError, describe_db_error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"Database error: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:  # e.g. the file became read-only while running
+    except StorageError as exc:  # e.g. the file became read-only while running
         print(f"Database error: {describe_db_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
@@ -22,7 +21,7 @@ from bot.web import TELEGRAM_PATH, build_app, serve, telegram_route
 from handlers.context import ShopConfig
 from handlers.messages import STAFF
 from handlers.orders.catalog import Catalog, CatalogError
-from storage.db import create_engine, migrate_to_head, session_factory
+from storage.db import Database, Sessions, create_engine, migrate_to_head, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ DEFAULT_CATALOG = (
 )
 
 
-async def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+async def open_database(settings: Settings) -> tuple[Database, Sessions]:
     """Create the data folder and database if needed and upgrade the schema to the newest."""
     engine = create_engine(settings.resolved_database_url)
     try:
@@ -230,7 +229,7 @@ async def _start_telegram(
 async def _start_zalo_oa(
     settings: Settings,
     runtime: Runtime,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     routes: list[BaseRoute],
     closers: list[Callable[[], Awaitable[None]]],
 ) -> None:

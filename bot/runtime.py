@@ -21,9 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.channels.base import ChannelAdapter
 from handlers import composition
 from handlers.context import AfterCommit, ShopConfig, staff_notice
@@ -39,7 +36,8 @@ from handlers.messages import (
     normalize_text,
 )
 from handlers.router import Composition
-from storage.models import ChannelIdentity, OutboxMessage
+from storage.db import Sessions, checkpoint
+from storage.models import OutboxMessage
 from storage.repositories import UnitOfWork, store_inbound
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,7 @@ class DeliveryPolicy:
 class Runtime:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Sessions,
         config: ShopConfig,
         clock: Clock = utc_now,
         delivery: DeliveryPolicy | None = None,
@@ -156,7 +154,7 @@ class Runtime:
                 log.exception(
                     "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
                 )
-                await uow.session.rollback()
+                await uow.rollback()
                 await self._apologize(event_id, inbound, type(exc).__name__)
         self._wake_delivery.set()
         return True
@@ -181,11 +179,8 @@ class Runtime:
             await uow.commit()
 
     async def checkpoint(self) -> None:
-        """Fold the SQLite WAL into the database and truncate it, so that erased data does
-        not linger in the WAL file (secure_delete already zeroes freed database pages)."""
-        async with self.sessions() as session:
-            if session.get_bind().dialect.name == "sqlite":
-                await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        """Truncate the SQLite WAL after an erasure (see `storage.db.checkpoint`)."""
+        await checkpoint(self.sessions)
 
     async def resume_pending(self) -> int:
         """Process inbox rows left unprocessed by a crash; returns the number of conversations."""
@@ -309,17 +304,10 @@ class Runtime:
             row.payload = {}
             log.warning("outbox %s failed permanently: %s", row.id, exc.reason[:80])
             if exc.unreachable:
-                await self.mark_unreachable(uow, row.channel, row.chat_id, now)
+                await uow.customers.mark_unreachable(row.channel, row.chat_id, now)
                 # The rest of this chat's queue would fail the same way: fail it with one notice.
-                await uow.session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.channel == row.channel,
-                        OutboxMessage.chat_id == row.chat_id,
-                        OutboxMessage.status == "pending",
-                        OutboxMessage.id != row.id,
-                    )
-                    .values(status="failed", last_error=exc.reason[:200], payload={})
+                await uow.outbox.fail_pending(
+                    row.channel, row.chat_id, exc.reason[:200], but=row.id
                 )
             if (row.channel, row.chat_id) != (self.config.staff_channel, self.config.staff_chat_id):
                 await staff_notice(
@@ -383,15 +371,6 @@ class Runtime:
             if identity is not None:
                 identity.unreachable_since = self.clock()
                 await uow.commit()
-
-    async def mark_unreachable(
-        self, uow: UnitOfWork, channel: str, chat_id: str, now: datetime
-    ) -> None:
-        await uow.session.execute(
-            update(ChannelIdentity)
-            .where(ChannelIdentity.channel == channel, ChannelIdentity.chat_id == chat_id)
-            .values(unreachable_since=now)
-        )
 
     async def _delete_due(self) -> float | None:
         """Remove messages scheduled to disappear (e.g. /mydata on shared devices)."""

@@ -179,8 +179,7 @@ async def begin(
     """Start `flow`, replacing any previous state; `values` are answered already, `suggested`
     answers are offered for confirmation when their step comes."""
     if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state)
-        await ctx.uow.session.flush()
+        await ctx.uow.states.remove(ctx.state, flush=True)
     ctx.state = ConversationState(
         channel=ctx.inbound.channel,
         chat_id=ctx.inbound.chat_id,

@@ -20,7 +20,7 @@ async def relay_from_customer(ctx: Context, thread: str, heading: str, text: str
     assert ctx.customer is not None
     text = text.strip()[:MAX_RELAY_CHARS]
     first = await ctx.uow.outbox.first_with_tag(thread)
-    await ctx.uow.orders.add_relayed(ctx.customer.id, thread, "in", text, ctx.now)
+    await ctx.uow.relayed.add(ctx.customer.id, thread, "in", text, ctx.now)
     await ctx.to_staff(
         f"{heading}\n{html.escape(text)}",
         reply_to=first.id if first else None,
@@ -54,7 +54,7 @@ async def relay_to_customer(
     if customer is None or sent is None:
         await ctx.to_staff(ctx.staff_text(gone_key, code=code))
         return
-    await ctx.uow.orders.add_relayed(customer.id, thread, "out", text, ctx.now, ctx.actor)
+    await ctx.uow.relayed.add(customer.id, thread, "out", text, ctx.now, ctx.actor)
     await ctx.to_staff(ctx.staff_text(relayed_key, code=code), tag=thread)
 
 

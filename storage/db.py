@@ -16,11 +16,21 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
+
+# What the rest of the program names, without importing SQLAlchemy itself.
+Database = AsyncEngine
+Sessions = async_sessionmaker[AsyncSession]
+StorageError = SQLAlchemyError  # any failure of the database while running
 
 
 class DatabaseUnavailable(Exception):
@@ -60,8 +70,17 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+def session_factory(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def checkpoint(sessions: Sessions) -> None:
+    """Fold the SQLite WAL into the database and truncate it, so that erased data does not
+    linger in the WAL file (secure_delete already zeroes freed database pages). A no-op on
+    other databases."""
+    async with sessions() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
 
 def _alembic_config(connection: Connection) -> Config:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -20,9 +21,34 @@ from storage.models import (
     Disclosure,
     InboxEvent,
     Order,
+    OrderStatusChange,
     OutboxMessage,
     RelayedMessage,
+    ZaloTokenPair,
 )
+from storage.support import SupportRepository, SupportThread, Ticket
+
+# ---- customer lookup: exactly one, several, or nobody --------------------------------------
+
+
+@dataclass(frozen=True)
+class OneCustomer:
+    customer: Customer
+
+
+@dataclass(frozen=True)
+class SeveralCustomers:
+    """More than one customer fits: acting on any one of them could hit the wrong person."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class NoCustomer:
+    pass
+
+
+CustomerLookup = OneCustomer | SeveralCustomers | NoCustomer
 
 
 class CustomerRepository:
@@ -53,9 +79,47 @@ class CustomerRepository:
         await self.session.flush()
         return customer
 
-    async def by_phone(self, phone_e164: str) -> Customer | None:
-        return await self.session.scalar(
-            select(Customer).where(Customer.phone == phone_e164).order_by(Customer.id).limit(1)
+    async def lookup_phone(self, phone_e164: str) -> CustomerLookup:
+        """The customer(s) with this phone in their profile or on one of their orders."""
+        ids = set(
+            await self.session.scalars(select(Customer.id).where(Customer.phone == phone_e164))
+        )
+        ids.update(
+            i
+            for i in await self.session.scalars(
+                select(Order.customer_id).where(
+                    Order.phone == phone_e164, Order.customer_id.is_not(None)
+                )
+            )
+            if i is not None
+        )
+        if len(ids) > 1:
+            return SeveralCustomers(len(ids))
+        return await self.lookup_id(next(iter(ids), None))
+
+    async def lookup_code(self, code: str) -> CustomerLookup:
+        """The customer of the order, ticket or talk-to-staff thread with this reference code
+        (codes are canonical, e.g. "VAV-7K3Q9", "KN-M4TXP", "TK-2B3C4")."""
+        for column, owner in (
+            (Order.code, Order.customer_id),
+            (Ticket.code, Ticket.customer_id),
+            (SupportThread.code, SupportThread.customer_id),
+        ):
+            customer_id = await self.session.scalar(select(owner).where(column == code))
+            if customer_id is not None:
+                return await self.lookup_id(customer_id)
+        return NoCustomer()
+
+    async def lookup_id(self, customer_id: int | None) -> CustomerLookup:
+        customer = await self.get(customer_id) if customer_id is not None else None
+        return OneCustomer(customer) if customer is not None else NoCustomer()
+
+    async def mark_unreachable(self, channel: str, chat_id: str, now: datetime) -> None:
+        """The platform refuses every message to this chat (e.g. the bot was blocked)."""
+        await self.session.execute(
+            update(ChannelIdentity)
+            .where(ChannelIdentity.channel == channel, ChannelIdentity.chat_id == chat_id)
+            .values(unreachable_since=now)
         )
 
     async def inactive_since(self, cutoff: datetime) -> Sequence[Customer]:
@@ -119,8 +183,12 @@ class StateRepository:
     async def save(self, state: ConversationState) -> None:
         self.session.add(state)
 
-    async def remove(self, state: ConversationState) -> None:
+    async def remove(self, state: ConversationState, *, flush: bool = False) -> None:
+        """`flush=True` deletes the row at once, so that a new state of the same conversation
+        (unique per chat) can be added in this transaction."""
         await self.session.delete(state)
+        if flush:
+            await self.session.flush()
 
     async def delete_expired(self, now: datetime) -> int:
         result = await self.session.execute(
@@ -167,6 +235,20 @@ class OutboxRepository:
             .where(OutboxMessage.tag == tag)
             .order_by(OutboxMessage.id)
             .limit(1)
+        )
+
+    async def fail_pending(self, channel: str, chat_id: str, reason: str, but: int) -> None:
+        """Fail every pending row of a chat that refuses all messages (except row `but`, the
+        one being handled); their payloads go with them."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == "pending",
+                OutboxMessage.id != but,
+            )
+            .values(status="failed", last_error=reason, payload={})
         )
 
     async def pending(self, after_id: int = 0, limit: int = 100) -> Sequence[OutboxMessage]:
@@ -319,7 +401,14 @@ class OrderRepository:
         result = await self.session.scalars(self._query().order_by(Order.id))
         return result.all()
 
-    async def add_relayed(
+
+class RelayedMessageRepository:
+    """Messages relayed between customers and the staff chat (orders, talk to staff)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(
         self,
         customer_id: int | None,
         thread: str,
@@ -339,7 +428,7 @@ class OrderRepository:
             )
         )
 
-    async def relayed(self, customer_id: int) -> Sequence[RelayedMessage]:
+    async def of_customer(self, customer_id: int) -> Sequence[RelayedMessage]:
         result = await self.session.scalars(
             select(RelayedMessage)
             .where(RelayedMessage.customer_id == customer_id)
@@ -347,14 +436,157 @@ class OrderRepository:
         )
         return result.all()
 
-    async def add_disclosure(self, disclosure: Disclosure) -> None:
+
+class DisclosureRepository:
+    """What was shared outside the shop, with whom and why (shown to the customer)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, disclosure: Disclosure) -> None:
         self.session.add(disclosure)
 
-    async def disclosures(self, customer_id: int) -> Sequence[Disclosure]:
+    async def of_customer(self, customer_id: int) -> Sequence[Disclosure]:
         result = await self.session.scalars(
             select(Disclosure).where(Disclosure.customer_id == customer_id).order_by(Disclosure.id)
         )
         return result.all()
+
+
+class ErasureRepository:
+    """The bulk statements of erasing one customer. `handlers/rights/erasure.py` decides what
+    goes and in which order; this is how, in the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def clear_status_notes(self, order_id: int) -> None:
+        """Status-change notes may quote the customer (e.g. a cancel reason)."""
+        await self.session.execute(
+            update(OrderStatusChange)
+            .where(OrderStatusChange.order_id == order_id)
+            .values(note=None)
+        )
+
+    async def detach_disclosures(self, customer_id: int) -> None:
+        """The record that something was disclosed stays (anonymous); the reason goes."""
+        await self.session.execute(
+            update(Disclosure)
+            .where(Disclosure.customer_id == customer_id)
+            .values(customer_id=None, reason=None)
+        )
+
+    async def delete_relayed(self, customer_id: int) -> None:
+        await self.session.execute(
+            delete(RelayedMessage).where(RelayedMessage.customer_id == customer_id)
+        )
+
+    async def sent_copies(self, tags: Sequence[str]) -> Sequence[OutboxMessage]:
+        """Delivered messages under these tags: the staff-chat copies to redact."""
+        result = await self.session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.tag.in_(tags),
+                OutboxMessage.status == "sent",
+                OutboxMessage.platform_message_id.is_not(None),
+            )
+            .order_by(OutboxMessage.id)
+        )
+        return result.all()
+
+    async def forget_conversations(
+        self, customer_id: int, identities: Sequence[ChannelIdentity], now: datetime
+    ) -> None:
+        """Drafts, inbox and outbox rows of the customer's chats (they carry their words or
+        are addressed to them)."""
+        chats = [(i.channel, i.chat_id) for i in identities]
+        users = [(i.channel, i.platform_user_id) for i in identities]
+        if not chats:
+            return
+        await self.session.execute(
+            delete(ConversationState).where(
+                or_(
+                    ConversationState.customer_id == customer_id,
+                    *[
+                        (ConversationState.channel == c) & (ConversationState.chat_id == chat)
+                        for c, chat in chats
+                    ],
+                )
+            )
+        )
+        # Inbox rows stay as bare dedupe keys (a redelivered event must not be processed
+        # again, e.g. create a new customer from the /delete confirmation); their content and
+        # sender go, and anything not yet processed is dropped with them.
+        await self.session.execute(
+            update(InboxEvent)
+            .where(
+                or_(
+                    *[
+                        (InboxEvent.channel == c) & (InboxEvent.platform_user_id == u)
+                        for c, u in users
+                    ],
+                    *[
+                        (InboxEvent.channel == c) & (InboxEvent.chat_id == chat)
+                        for c, chat in chats
+                    ],
+                )
+            )
+            .values(
+                payload={},
+                chat_id="",
+                platform_user_id="",
+                processed_at=func.coalesce(InboxEvent.processed_at, now),
+            )
+        )
+        their_chats: ColumnElement[bool] = or_(
+            *[(OutboxMessage.channel == c) & (OutboxMessage.chat_id == chat) for c, chat in chats]
+        )
+        # Messages that were to delete themselves (/mydata) must still disappear: delete now.
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(their_chats, OutboxMessage.delete_at.is_not(None))
+            .values(delete_at=now, payload={}, customer_id=None)
+        )
+        await self.session.execute(
+            delete(OutboxMessage).where(their_chats, OutboxMessage.delete_at.is_(None))
+        )
+
+    async def drop_unsent_about(self, customer_id: int) -> None:
+        """Undelivered staff messages about the customer still hold their data."""
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.customer_id == customer_id, OutboxMessage.status != "sent"
+            )
+        )
+
+    async def delete_customer(self, customer: Customer) -> None:
+        """The customer row; consents and channel identities cascade."""
+        await self.session.delete(customer)
+        await self.session.flush()
+
+
+class ZaloTokenRepository:
+    """The Zalo OA token pair (one row)."""
+
+    ROW_ID = 1
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self) -> ZaloTokenPair | None:
+        return await self.session.get(ZaloTokenPair, self.ROW_ID)
+
+    async def put(
+        self, access_token: str, refresh_token: str, access_expires_at: datetime, now: datetime
+    ) -> None:
+        row = await self.get()
+        if row is None:
+            row = ZaloTokenPair(id=self.ROW_ID)
+            self.session.add(row)
+        row.access_token = access_token
+        row.refresh_token = refresh_token
+        row.access_expires_at = access_expires_at
+        row.updated_at = now
 
 
 class UnitOfWork:
@@ -372,6 +604,11 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self.session)
         self.audit = AuditRepository(self.session)
         self.orders = OrderRepository(self.session)
+        self.relayed = RelayedMessageRepository(self.session)
+        self.disclosures = DisclosureRepository(self.session)
+        self.support = SupportRepository(self.session)
+        self.erasure = ErasureRepository(self.session)
+        self.zalo_tokens = ZaloTokenRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -380,6 +617,15 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+    @property
+    def database(self) -> object:
+        """The database this unit works on (its engine), e.g. to key state that a running
+        bot keeps in memory per database."""
+        return self.session.bind
 
 
 async def store_inbound(

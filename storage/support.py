@@ -1,8 +1,9 @@
 """Support tables: tickets (complaints, returns, warranty requests) and talk-to-staff threads.
 
-Personal data lives only in the columns marked PII; `erase_customer_tickets` clears exactly
-those. Messages exchanged in a talk-to-staff thread are `RelayedMessage` rows (thread
-"support:<id>"), the same store as order conversations.
+Personal data lives only in the columns marked PII; `SupportRepository.erase_customer`
+clears exactly those. Messages exchanged in a talk-to-staff thread are `RelayedMessage` rows
+(thread "support:<id>"), the same store as order conversations. The repository is
+`UnitOfWork.support`.
 
 Importing this module registers the tables on `storage.models.Base.metadata`; the schema
 itself is created by the Alembic migration 0003.

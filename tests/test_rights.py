@@ -29,6 +29,7 @@ from storage.models import (
     Disclosure,
     OutboxMessage,
 )
+from storage.support import Ticket
 from tests.helpers import (
     DEFAULT_ANSWERS,
     PROJECT_DIR,
@@ -673,6 +674,56 @@ async def test_legal_disclosure_by_phone_number(harness: Harness) -> None:
     await harness.place_order("1", phone="0903 111 222")
     (message,) = await harness.staff(f"/legal +84903111222 {LEGAL_BASIS}")
     assert document_json(message)["profile"]["phone"] == "+84903111222"
+
+
+async def test_legal_disclosure_refuses_a_phone_shared_by_two_customers(
+    harness: Harness,
+) -> None:
+    """Two customers ordered with the same phone: `/legal <phone>` must not export whichever
+    of them came first — it refuses, discloses nothing, and an order code still works."""
+    first = await harness.place_order("1", full_name="Bùi Xuân Phái", phone="0903 111 222")
+    await harness.place_order("2", full_name="Vũ Thị Hồng", phone="0903 111 222")
+
+    for typed in ("0903 111 222", "+84903111222"):
+        replies = await harness.staff(f"/legal {typed} {LEGAL_BASIS}")
+        assert [(m.chat_id, m.text, m.document) for m in replies] == [
+            (STAFF, html.escape(tr("rights.legal.ambiguous", count=2)), None)
+        ]
+    assert await harness.rows(Disclosure) == []
+    assert "legal_disclosure" not in [a.action for a in await harness.rows(AuditEntry)]
+    for user in ("1", "2"):
+        (mydata,) = await harness.say(user, "/mydata")
+        assert LEGAL_BASIS not in mydata.text
+
+    (message,) = await harness.staff(f"/legal {first} {LEGAL_BASIS}")
+    assert document_json(message)["profile"]["full_name"] == "Bùi Xuân Phái"
+
+
+async def test_legal_disclosure_by_ticket_code_and_by_the_phone_of_an_order(
+    harness: Harness,
+) -> None:
+    """/legal names a customer the way /lock does: a ticket code works, and a phone number
+    finds the customer who used it on an order even when their profile has another one."""
+    await harness.place_order("1", full_name="Bùi Xuân Phái", phone="0903 111 222")
+    customer = await harness.customer("1")
+    assert customer is not None
+    async with harness.sessions() as session:
+        await session.execute(
+            update(Customer).where(Customer.id == customer.id).values(phone="+84912000111")
+        )
+        await session.commit()
+    (by_order_phone,) = await harness.staff(f"/legal 0903111222 {LEGAL_BASIS}")
+    assert document_json(by_order_phone)["profile"]["full_name"] == "Bùi Xuân Phái"
+
+    await harness.consent("3")
+    await harness.say("3", "/complaint")
+    await harness.press("3", "f:pick:other")
+    await harness.say("3", "Thái độ phục vụ chưa tốt")
+    await harness.press("3", "f:skip")
+    await harness.press("3", "f:ok")
+    (ticket,) = await harness.rows(Ticket)
+    (by_ticket,) = await harness.staff(f"/legal {ticket.code} {LEGAL_BASIS}")
+    assert document_json(by_ticket)["tickets"][0]["code"] == ticket.code
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,14 @@ from storage.db import (
     migrate_to_head,
     session_factory,
 )
-from storage.models import Base, ChannelIdentity, Customer, InboxEvent
-from storage.repositories import UnitOfWork, store_inbound
+from storage.models import Base, ChannelIdentity, Customer, InboxEvent, Order
+from storage.repositories import (
+    NoCustomer,
+    OneCustomer,
+    SeveralCustomers,
+    UnitOfWork,
+    store_inbound,
+)
 
 HANOI = timezone(timedelta(hours=7))
 
@@ -208,3 +214,44 @@ async def test_database_errors_do_not_carry_personal_data(
 ) -> None:
     error = await orphan_insert_error(sessions, "Nguyễn Văn Bí Mật")
     assert "Bí Mật" not in str(error)
+
+
+async def test_customer_lookup_is_one_several_or_none(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The lookup of staff commands: a phone in a profile or on an order names a customer;
+    a phone two customers used names nobody in particular; an erased order names nobody."""
+    now = datetime.now(UTC)
+    async with UnitOfWork(sessions) as uow:
+        first = await uow.customers.create("console", "1", "1", now)
+        second = await uow.customers.create("console", "2", "2", now)
+        first.phone = "+84903111222"
+        for code, owner, phone in (
+            ("VAV-AAAAA", second, "+84903111222"),
+            ("VAV-BBBBB", second, "+84912000111"),
+            ("VAV-CCCCC", None, "+84988000999"),  # erased: the stub has no customer
+        ):
+            await uow.orders.add(
+                Order(
+                    code=code,
+                    customer_id=owner.id if owner else None,
+                    status="new",
+                    channel="console",
+                    language="vi",
+                    phone=phone,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        await uow.commit()
+
+    async with UnitOfWork(sessions) as uow:
+        assert await uow.customers.lookup_phone("+84903111222") == SeveralCustomers(2)
+        found = await uow.customers.lookup_phone("+84912000111")
+        assert isinstance(found, OneCustomer) and found.customer.id == second.id
+        assert await uow.customers.lookup_phone("+84988000999") == NoCustomer()
+        assert await uow.customers.lookup_phone("+84977000000") == NoCustomer()
+        found = await uow.customers.lookup_code("VAV-AAAAA")
+        assert isinstance(found, OneCustomer) and found.customer.id == second.id
+        assert await uow.customers.lookup_code("VAV-CCCCC") == NoCustomer()
+        assert await uow.customers.lookup_code("KN-AAAAA") == NoCustomer()

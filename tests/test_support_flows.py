@@ -22,6 +22,7 @@ import handlers.orders.flow as order_flow
 from handlers.composition import build
 from handlers.engine import StepInput
 from handlers.errors import InvalidInput
+from handlers.flows import consent
 from handlers.i18n import LANGUAGES, LOCALES_DIR
 from handlers.messages import STAFF, Outbound
 from handlers.support import abuse, answers, complaints, returns, talk
@@ -200,9 +201,10 @@ async def test_while_an_order_is_open_questions_are_answered_and_the_rest_relaye
 
 def test_support_text_handlers_run_before_the_order_relay() -> None:
     handlers = APP.text_handlers
-    assert handlers[0] is talk.relay_open_thread
-    assert handlers[1] is answers.understand_free_text
-    assert handlers.index(order_flow.relay_to_staff) > 1
+    assert handlers[0] is consent.typed_consent  # only while the consent question is pending
+    assert handlers[1] is talk.relay_open_thread
+    assert handlers[2] is answers.understand_free_text
+    assert handlers.index(order_flow.relay_to_staff) > 2
 
 
 # ---- complaints -----------------------------------------------------------------------------
@@ -266,7 +268,7 @@ async def test_urgent_complaint_lifecycle(harness: Harness) -> None:
 async def test_normal_complaint_with_typed_category_and_resolve_command(harness: Harness) -> None:
     await harness.consent("1")
     await harness.say("1", "/complaint")
-    bad = await harness.say("1", "hmm")
+    bad = await harness.say("1", "loai nao cung duoc")
     assert tr("complaint.category.unknown") in bad[0].text
     await harness.say("1", "don hang giao cham")  # typed words choose "order or service"
     await harness.say("1", "Tranh giao trễ 5 ngày so với hẹn")
@@ -668,7 +670,7 @@ async def test_erasing_a_customers_tickets_clears_their_personal_fields(harness:
     customer = await harness.customer("1")
     assert customer is not None
     async with UnitOfWork(harness.sessions) as uow:
-        listed = await complaints.tickets_of(uow, customer.id)
+        listed = await uow.support.tickets_of(customer.id)
         assert [t.code for t in listed] == [ticket.code]
         tags = await complaints.erase_customer_tickets(uow, customer.id, harness.clock())
         await uow.commit()

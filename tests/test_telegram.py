@@ -699,7 +699,7 @@ async def test_long_text_is_split_into_messages_within_the_limit(
         ]
         async with UnitOfWork(bot.runtime.sessions) as uow:
             for text in relayed:
-                await uow.orders.add_relayed(
+                await uow.relayed.add(
                     order.customer_id, f"order:{order.id}", "out", text, order.created_at
                 )
             await uow.commit()

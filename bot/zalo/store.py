@@ -4,36 +4,28 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.zalo.tokens import TokenPair
-from storage.models import ZaloTokenPair
-
-ROW_ID = 1
+from storage.db import Sessions
+from storage.repositories import UnitOfWork
 
 
 class DatabaseTokenStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self.sessions = sessions
 
     async def load(self) -> TokenPair | None:
-        async with self.sessions() as session:
-            row = await session.get(ZaloTokenPair, ROW_ID)
+        async with UnitOfWork(self.sessions) as uow:
+            row = await uow.zalo_tokens.get()
             if row is None:
                 return None
             return TokenPair(row.access_token, row.refresh_token, row.access_expires_at)
 
     async def save(self, pair: TokenPair) -> None:
-        async with self.sessions() as session:
-            row = await session.get(ZaloTokenPair, ROW_ID)
-            if row is None:
-                row = ZaloTokenPair(id=ROW_ID)
-                session.add(row)
-            row.access_token = pair.access_token
-            row.refresh_token = pair.refresh_token
-            row.access_expires_at = pair.access_expires_at
-            row.updated_at = datetime.now(UTC)
-            await session.commit()
+        async with UnitOfWork(self.sessions) as uow:
+            await uow.zalo_tokens.put(
+                pair.access_token, pair.refresh_token, pair.access_expires_at, datetime.now(UTC)
+            )
+            await uow.commit()
 
     async def seed(self, access_token: str, refresh_token: str, *, force: bool = False) -> bool:
         """Store tokens from the settings only when none are stored (or when forced by

@@ -111,8 +111,7 @@ async def ask_consent(ctx: Context, then: str = "", context: dict[str, Any] | No
     pending, only the question and its buttons come back."""
     already_asked = ParkedWish.of(ctx.state) is not None
     if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state)
-        await ctx.uow.session.flush()
+        await ctx.uow.states.remove(ctx.state, flush=True)
     ctx.state = ConversationState(
         channel=ctx.inbound.channel,
         chat_id=ctx.inbound.chat_id,

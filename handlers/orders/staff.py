@@ -96,7 +96,7 @@ async def change_status(ctx: Context, order: Order, target: str, note: str | Non
 async def _hand_to_carrier(ctx: Context, order: Order) -> None:
     """Post the carrier slip (minimal fields only) and record the disclosure."""
     order.handed_to_carrier_at = ctx.now
-    await ctx.uow.orders.add_disclosure(
+    await ctx.uow.disclosures.add(
         Disclosure(
             customer_id=order.customer_id,
             order_id=order.id,

@@ -8,7 +8,6 @@ the deletion, keep, withdraw.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, get_args
 
@@ -16,10 +15,9 @@ from handlers import engine
 from handlers.buttons import MyDataButton, ProfileField, RightsButton
 from handlers.context import CONSENT_PURPOSE, AfterCommit, Context
 from handlers.engine import Flow, Step, StepInput
-from handlers.errors import InvalidInput
 from handlers.i18n import t
+from handlers.lookup import staff_target
 from handlers.messages import Document
-from handlers.orders import codes
 from handlers.orders.service import (
     OPEN_STATUSES,
     local_time,
@@ -38,7 +36,8 @@ from handlers.orders.validators import (
 from handlers.rights.erasure import erase_customer, purge_inactive
 from handlers.rights.export import collect, to_json_bytes
 from handlers.router import Router
-from storage.models import Customer, Disclosure, Order
+from storage.models import Disclosure
+from storage.repositories import OneCustomer, SeveralCustomers
 
 router = Router("rights")
 router.periodic("retention_erased")(purge_inactive)
@@ -336,61 +335,43 @@ async def rights_button(ctx: Context, button: RightsButton) -> None:
 
 # ---- legal disclosure (staff admins) -------------------------------------------------------
 
-_PHONE_LIKE = re.compile(r"^\+?[\d .\-()]{8,20}$")
-_LEADING_PHONE = re.compile(r"^(\+?\(?\d[\d .\-()]{7,18}\d)(?=\s|$)")
-
 
 @router.command("legal", admin=True, help_key="help.staff.legal")
 async def legal_disclosure(ctx: Context) -> None:
-    """`/legal <order code | phone> <authority and reference>`: export to the staff chat."""
-    args = ctx.inbound.args.strip()
-    phone = _LEADING_PHONE.match(args)  # "0912 345 678 Công an…": the phone has spaces
-    if phone is not None and codes.normalize_code(args.partition(" ")[0]) is None:
-        target, basis = phone.group(1).strip(), args[phone.end() :]
-    else:
-        target, _, basis = args.partition(" ")
-    if not target or not basis.strip():
+    """`/legal <order code | ticket code | phone> <authority and reference>`: export to the
+    staff chat. A phone number shared by several customers is refused: the export would go
+    out for whichever came first."""
+    target = await staff_target(ctx, ctx.inbound.args)
+    basis = target.rest.strip() if target is not None else ""
+    if target is None or not basis:
         await ctx.to_staff(ctx.staff_text("rights.legal.usage"))
         return
-    customer = await _customer_by_code_or_phone(ctx, target)
-    if customer is None:
+    if isinstance(target.found, SeveralCustomers):
+        await ctx.to_staff(ctx.staff_text("rights.legal.ambiguous", count=target.found.count))
+        return
+    if not isinstance(target.found, OneCustomer):
         await ctx.to_staff(ctx.staff_text("rights.legal.not_found"))
         return
+    customer = target.found.customer
     data = await collect(ctx.uow, ctx.app.export_sections, customer, ctx.now)
-    await ctx.uow.orders.add_disclosure(
+    await ctx.uow.disclosures.add(
         Disclosure(
             customer_id=customer.id,
             order_id=None,
             recipient_kind="authority",
-            recipient_name=basis.strip()[:200],
+            recipient_name=basis[:200],
             fields=["full_name", "phone", "address", "email", "orders", "messages"],
-            reason=basis.strip()[:300],
+            reason=basis[:300],
             staff_actor=ctx.actor,
             at=ctx.now,
         )
     )
     await ctx.audit("legal_disclosure", subject=f"customer:{customer.id}")
     await ctx.to_staff(
-        ctx.staff_text("rights.legal.done", basis=basis.strip()[:200]),
+        ctx.staff_text("rights.legal.done", basis=basis[:200]),
         document=Document(
             filename=f"legal-disclosure-{customer.id}-{ctx.now:%Y%m%d%H%M}.json",
             content=to_json_bytes(data),
             mime_type="application/json",
         ),
     )
-
-
-async def _customer_by_code_or_phone(ctx: Context, target: str) -> Customer | None:
-    code = codes.normalize_code(target)
-    if code is not None:
-        order: Order | None = await ctx.uow.orders.by_code(code)
-        if order is not None and order.customer_id is not None:
-            return await ctx.uow.customers.get(order.customer_id)
-        return None
-    if _PHONE_LIKE.match(target):
-        try:
-            phone = parse_phone(target)
-        except InvalidInput:
-            return None
-        return await ctx.uow.customers.by_phone(phone)
-    return None

@@ -32,8 +32,8 @@ async def collect(
     identities = await uow.customers.identities_of(customer.id)
     consents = await uow.consents.of(customer.id)
     orders = await uow.orders.of_customer(customer.id)
-    relayed = await uow.orders.relayed(customer.id)
-    disclosures = await uow.orders.disclosures(customer.id)
+    relayed = await uow.relayed.of_customer(customer.id)
+    disclosures = await uow.disclosures.of_customer(customer.id)
     messages_by_thread: dict[str, list[dict[str, Any]]] = {}
     for message in relayed:
         messages_by_thread.setdefault(message.thread, []).append(

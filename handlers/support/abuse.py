@@ -15,24 +15,17 @@ work — the dispatcher enforces both. `/unlock` restores service and tells the 
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
-
 from handlers.context import Context, ShopConfig
-from handlers.errors import InvalidInput
 from handlers.i18n import t
-from handlers.orders import codes
-from handlers.orders.validators import parse_phone
+from handlers.lookup import staff_target
 from handlers.router import Router
-from handlers.support.complaints import leading_ticket_code
-from handlers.support.talk import THREAD_PREFIX, leading_code
-from storage.models import Customer, Order
-from storage.support import SupportRepository
+from storage.models import Customer
+from storage.repositories import NoCustomer, OneCustomer, SeveralCustomers
 
 router = Router("abuse")
 
@@ -84,12 +77,12 @@ _default = FloodControl()
 
 
 def flood_control(ctx: Context) -> FloodControl:
-    bind = getattr(ctx.uow.session, "bind", None)
-    if bind is None:
+    database = ctx.uow.database
+    if database is None:
         return _default
-    control = _controls.get(bind)
+    control = _controls.get(database)
     if control is None:
-        control = _controls[bind] = FloodControl(
+        control = _controls[database] = FloodControl(
             ctx.config.flood_limit,
             ctx.config.flood_window,
         )
@@ -111,82 +104,24 @@ async def allow(ctx: Context) -> bool:
 
 # ---- lock / unlock -------------------------------------------------------------------------
 
-_PHONE_CHARS = re.compile(r"^[\d+ .\-()]+$")
 
-
-def _leading_phone(args: str) -> tuple[str | None, str]:
-    """ "0912 345 678 reason" → ("+84912345678", "reason"): the longest run of leading words
-    that parses as a phone number (so a reason starting with a digit is not swallowed)."""
-    words = args.split()
-    for count in range(min(len(words), 6), 0, -1):
-        candidate = " ".join(words[:count])
-        if not _PHONE_CHARS.match(candidate) or not any(ch.isdigit() for ch in candidate):
-            continue
-        try:
-            return parse_phone(candidate), " ".join(words[count:])
-        except InvalidInput:
-            continue
-    return None, args
-
-
-async def _target(ctx: Context, args: str) -> tuple[Customer | None, str, str]:
-    """Find the customer named by the leading order/ticket/thread code or phone of `args`.
-
-    Returns (customer, what was used — for the audit and the staff reply —, the rest of
-    `args`). On failure the customer is None and the staff chat has been told why.
-    """
-    args = args.strip()
-    repo = SupportRepository(ctx.uow.session)
-    customer_id: int | None = None
-    code, rest = leading_code(args, codes.ORDER_PREFIX)
-    if code is not None:
-        order = await ctx.uow.orders.by_code(code)
-        customer_id = order.customer_id if order is not None else None
-        return await _found(ctx, customer_id, code, rest)
-    code, rest = leading_ticket_code(args)
-    if code is not None:
-        ticket = await repo.ticket_by_code(code)
-        return await _found(ctx, ticket.customer_id if ticket else None, code, rest)
-    code, rest = leading_code(args, THREAD_PREFIX)
-    if code is not None:
-        thread = await repo.thread_by_code(code)
-        return await _found(ctx, thread.customer_id if thread else None, code, rest)
-    phone, rest = _leading_phone(args)
-    if phone is not None:
-        return await _by_phone(ctx, phone, rest)
-    await ctx.to_staff(ctx.staff_text("lock.staff.usage"))
-    return None, "", ""
-
-
-async def _found(
-    ctx: Context, customer_id: int | None, used: str, rest: str
-) -> tuple[Customer | None, str, str]:
-    customer = await ctx.uow.customers.get(customer_id) if customer_id is not None else None
-    if customer is None:
-        await ctx.to_staff(ctx.staff_text("lock.staff.not_found", target=used))
-    return customer, used, rest
-
-
-async def _by_phone(ctx: Context, phone: str, rest: str) -> tuple[Customer | None, str, str]:
-    session = ctx.uow.session
-    ids = set((await session.scalars(select(Customer.id).where(Customer.phone == phone))).all())
-    ids |= {
-        i
-        for i in (
-            await session.scalars(
-                select(Order.customer_id).where(
-                    Order.phone == phone, Order.customer_id.is_not(None)
-                )
-            )
-        ).all()
-        if i is not None
-    }
-    if len(ids) > 1:
-        await ctx.to_staff(ctx.staff_text("lock.staff.ambiguous", count=len(ids)))
+async def _target(ctx: Context) -> tuple[Customer | None, str, str]:
+    """The customer named by the command (see `handlers.lookup`), what named them — for the
+    audit and the staff reply — and the rest of the arguments. On failure the customer is
+    None and the staff chat has been told why."""
+    target = await staff_target(ctx, ctx.inbound.args)
+    if target is None:
+        await ctx.to_staff(ctx.staff_text("lock.staff.usage"))
         return None, "", ""
-    return await _found(
-        ctx, next(iter(ids), None), t(ctx.config.default_language, "lock.staff.by_phone"), rest
-    )
+    used = target.code or t(ctx.config.default_language, "lock.staff.by_phone")
+    match target.found:
+        case OneCustomer(customer):
+            return customer, used, target.rest
+        case SeveralCustomers(count):
+            await ctx.to_staff(ctx.staff_text("lock.staff.ambiguous", count=count))
+        case NoCustomer():
+            await ctx.to_staff(ctx.staff_text("lock.staff.not_found", target=used))
+    return None, "", ""
 
 
 async def _refuse_non_admin(ctx: Context) -> bool:
@@ -202,7 +137,7 @@ async def _refuse_non_admin(ctx: Context) -> bool:
 async def lock_command(ctx: Context) -> None:
     if await _refuse_non_admin(ctx):
         return
-    customer, used, reason = await _target(ctx, ctx.inbound.args)
+    customer, used, reason = await _target(ctx)
     if customer is None:
         return
     if not reason.strip():
@@ -222,7 +157,7 @@ async def lock_command(ctx: Context) -> None:
 async def unlock_command(ctx: Context) -> None:
     if await _refuse_non_admin(ctx):
         return
-    customer, used, _ = await _target(ctx, ctx.inbound.args)
+    customer, used, _ = await _target(ctx)
     if customer is None:
         return
     if customer.locked_at is None:

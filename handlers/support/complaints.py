@@ -21,7 +21,6 @@ after 4 hours, urgent ones after 1 hour.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,7 +46,6 @@ from storage.support import (
     RESOLVED,
     RETURN,
     WARRANTY,
-    SupportRepository,
     Ticket,
     ticket_tag,
 )
@@ -182,7 +180,7 @@ async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
 @router.payload(MyTicketsButton, locked_ok=True)
 async def my_tickets(ctx: Context, _: object = None) -> None:
     assert ctx.customer is not None
-    tickets = await tickets_of(ctx.uow, ctx.customer.id)
+    tickets = await ctx.uow.support.tickets_of(ctx.customer.id)
     if not tickets:
         await ctx.reply(
             ctx.tr("support.tickets.none"), ((ctx.button("menu.complaint", ComplaintButton()),),)
@@ -225,10 +223,9 @@ async def create_ticket(
     """Store a ticket of the current customer and alert the staff chat (threaded under the
     order's alert when the ticket is about an order)."""
     assert ctx.customer is not None
-    repo = SupportRepository(ctx.uow.session)
-    ticket = await repo.add_ticket(
+    ticket = await ctx.uow.support.add_ticket(
         Ticket(
-            code=await new_support_code(repo, CODE_PREFIXES[kind]),
+            code=await new_support_code(ctx.uow, CODE_PREFIXES[kind]),
             kind=kind,
             category=category,
             customer_id=ctx.customer.id,
@@ -372,7 +369,7 @@ def _customer_language(ctx: Context, customer: Customer) -> str:
 
 @router.payload(TicketButton, staff=True, refused_key="support.staff.not_found")
 async def ticket_button(ctx: Context, button: TicketButton) -> None:
-    ticket = await SupportRepository(ctx.uow.session).ticket(button.ticket_id)
+    ticket = await ctx.uow.support.ticket(button.ticket_id)
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
     elif button.action == "ack":
@@ -475,7 +472,7 @@ async def resolve_command(ctx: Context) -> None:
     if code is None:
         await ctx.to_staff(ctx.staff_text("support.staff.resolve_usage"))
         return
-    ticket = await SupportRepository(ctx.uow.session).ticket_by_code(code)
+    ticket = await ctx.uow.support.ticket_by_code(code)
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
         return
@@ -493,7 +490,7 @@ async def resolution_reply(ctx: Context) -> bool:
     tag = Tag.parse(replied.tag if replied is not None else None)
     if tag is None or tag.kind != "resolve":
         return False
-    ticket = await SupportRepository(ctx.uow.session).ticket(tag.id)
+    ticket = await ctx.uow.support.ticket(tag.id)
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
         return True
@@ -503,7 +500,7 @@ async def resolution_reply(ctx: Context) -> bool:
 
 @router.command("tickets", staff=True, help_key="help.staff.tickets")
 async def list_tickets(ctx: Context) -> None:
-    tickets = await SupportRepository(ctx.uow.session).unresolved()
+    tickets = await ctx.uow.support.unresolved()
     if not tickets:
         await ctx.to_staff(ctx.staff_text("support.staff.no_tickets"))
         return
@@ -538,7 +535,7 @@ async def reannounce_due(
     normal, urgent = reannounce_intervals(config)
     lang = config.default_language
     count = 0
-    for ticket in await SupportRepository(uow.session).unacknowledged():
+    for ticket in await uow.support.unacknowledged():
         if ticket.erased_at is not None:
             continue
         since = ticket.last_announced_at or ticket.created_at
@@ -582,17 +579,12 @@ async def reannounce_due(
 # ---- data rights: what /mydata, export and erasure use -------------------------------------
 
 
-async def tickets_of(uow: UnitOfWork, customer_id: int) -> Sequence[Ticket]:
-    """The customer's tickets, newest first (for /complaints, /mydata and the export)."""
-    return await SupportRepository(uow.session).tickets_of(customer_id)
-
-
 @router.eraser
 async def erase_customer_tickets(uow: UnitOfWork, customer_id: int, now: datetime) -> list[str]:
     """Clear description, photos and response of the customer's tickets, detach them and
     their support threads from the customer; returns the staff-chat tags ("ticket:<id>",
     "support:<id>") whose copies must be redacted."""
-    return await SupportRepository(uow.session).erase_customer(customer_id, now)
+    return await uow.support.erase_customer(customer_id, now)
 
 
 @router.export_section("tickets")
@@ -610,5 +602,5 @@ async def _export_tickets(uow: UnitOfWork, customer_id: int) -> list[dict[str, A
             "response": ticket.response,
             "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
         }
-        for ticket in await tickets_of(uow, customer_id)
+        for ticket in await uow.support.tickets_of(customer_id)
     ]

@@ -27,7 +27,8 @@ from handlers.orders.service import local_time
 from handlers.relay import relay_from_customer, relay_to_customer, replied_thread
 from handlers.router import Router
 from storage.models import Customer
-from storage.support import SupportRepository, SupportThread, thread_tag
+from storage.repositories import UnitOfWork
+from storage.support import SupportThread, thread_tag
 from storage.tags import Tag
 
 router = Router("talk")
@@ -46,9 +47,9 @@ def leading_code(text: str, prefix: str) -> tuple[str | None, str]:
     return code, rest.strip()
 
 
-async def new_support_code(repo: SupportRepository, prefix: str) -> str:
+async def new_support_code(uow: UnitOfWork, prefix: str) -> str:
     code = codes.new_code(prefix)
-    while await repo.code_exists(code):
+    while await uow.support.code_exists(code):
         code = codes.new_code(prefix)
     return code
 
@@ -66,14 +67,13 @@ async def talk_command(ctx: Context, _: object = None) -> None:
 async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
     """Open a support thread (or point to the one already open)."""
     assert ctx.customer is not None
-    repo = SupportRepository(ctx.uow.session)
-    thread = await repo.open_thread_of(ctx.customer.id)
+    thread = await ctx.uow.support.open_thread_of(ctx.customer.id)
     if thread is not None:
         await ctx.reply(ctx.tr("talk.already_open", code=thread.code))
         return
-    thread = await repo.add_thread(
+    thread = await ctx.uow.support.add_thread(
         SupportThread(
-            code=await new_support_code(repo, THREAD_PREFIX),
+            code=await new_support_code(ctx.uow, THREAD_PREFIX),
             customer_id=ctx.customer.id,
             opened_at=ctx.now,
         )
@@ -93,7 +93,7 @@ async def relay_open_thread(ctx: Context) -> bool:
     """While a support thread is open, the customer's free text goes to the staff chat."""
     if ctx.customer is None or not ctx.inbound.text.strip():
         return False
-    thread = await SupportRepository(ctx.uow.session).open_thread_of(ctx.customer.id)
+    thread = await ctx.uow.support.open_thread_of(ctx.customer.id)
     if thread is None:
         return False
     heading = ctx.staff_text("talk.staff.from_customer", code=thread.code)
@@ -133,7 +133,7 @@ def thread_buttons(ctx: Context, thread: SupportThread) -> ButtonRows:
 
 async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
     code = codes.normalize_code(typed.strip(), THREAD_PREFIX)
-    thread = await SupportRepository(ctx.uow.session).thread_by_code(code) if code else None
+    thread = await ctx.uow.support.thread_by_code(code) if code else None
     if thread is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
     return thread
@@ -142,17 +142,16 @@ async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
 @router.staff_text
 async def staff_reply(ctx: Context) -> bool:
     """A reply to a support-thread message, or "TK-XXXXX text", goes to the customer."""
-    repo = SupportRepository(ctx.uow.session)
     text = ctx.inbound.text.strip()
     thread: SupportThread | None = None
     tag = Tag.parse(await replied_thread(ctx))
     if tag is not None and tag.kind == "support":
-        thread = await repo.thread(tag.id)
+        thread = await ctx.uow.support.thread(tag.id)
     if thread is None:
         code, rest = leading_code(text, THREAD_PREFIX)
         if code is None:
             return False
-        thread = await repo.thread_by_code(code)
+        thread = await ctx.uow.support.thread_by_code(code)
         if thread is None:
             await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
             return True
@@ -167,7 +166,7 @@ async def reply_command(ctx: Context) -> None:
     if code is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.reply_usage"))
         return
-    thread = await SupportRepository(ctx.uow.session).thread_by_code(code)
+    thread = await ctx.uow.support.thread_by_code(code)
     if thread is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
         return
@@ -195,7 +194,7 @@ async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> No
 
 @router.payload(ThreadButton, staff=True, refused_key="talk.staff.not_found")
 async def thread_button(ctx: Context, button: ThreadButton) -> None:
-    thread = await SupportRepository(ctx.uow.session).thread(button.thread_id)
+    thread = await ctx.uow.support.thread(button.thread_id)
     if thread is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
         return
