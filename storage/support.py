@@ -21,9 +21,7 @@ from storage.models import Base
 
 # Ticket kinds and statuses.
 COMPLAINT, RETURN, WARRANTY = "complaint", "return", "warranty"
-KINDS = (COMPLAINT, RETURN, WARRANTY)
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
-STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
 
 
 class Ticket(Base):

@@ -14,7 +14,7 @@ from typing import Any
 
 from handlers import engine
 from handlers.context import CONSENT_PURPOSE, Context
-from handlers.engine import Flow, Step, StepInput
+from handlers.engine import Flow, Step
 from handlers.errors import InvalidInput
 from handlers.i18n import t
 from handlers.messages import Document
@@ -32,14 +32,13 @@ from handlers.orders.validators import (
     parse_email,
     parse_full_name,
     parse_phone,
-    phone_from_contact,
+    parse_phone_answer,
 )
 from handlers.rights.erasure import erase_customer
 from handlers.rights.export import EXTRA_SECTIONS, collect, to_json_bytes
 from handlers.router import router
 from storage.models import Customer, Disclosure, Order
 
-SELF_DELETING_CHANNELS = frozenset({"telegram", "console"})
 EDITABLE = ("full_name", "phone", "address", "email")
 
 
@@ -122,7 +121,7 @@ async def mydata(ctx: Context) -> None:
     data = await collect(ctx.uow, ctx.customer, ctx.now)
     text = render_mydata(ctx, data)
     seconds = int(ctx.config.mydata_delete_after.total_seconds())
-    self_delete = seconds > 0 and ctx.inbound.channel in SELF_DELETING_CHANNELS
+    self_delete = seconds > 0 and ctx.capabilities.can_delete_messages
     if self_delete:
         minutes = max(1, round(seconds / 60))
         text += "\n\n" + ctx.tr("rights.mydata.self_delete", minutes=minutes)
@@ -175,10 +174,6 @@ def _edit_flow(field: str, step: Step) -> Flow:
     )
 
 
-def _phone(answer: StepInput) -> str:
-    return phone_from_contact(answer.contact.phone) if answer.contact else parse_phone(answer.text)
-
-
 EDIT_FLOWS = {
     "full_name": _edit_flow(
         "full_name",
@@ -191,7 +186,13 @@ EDIT_FLOWS = {
     ),
     "phone": _edit_flow(
         "phone",
-        Step("phone", "rights.edit.ask.phone", "order.field.phone", _phone, ask_contact=True),
+        Step(
+            "phone",
+            "rights.edit.ask.phone",
+            "order.field.phone",
+            parse_phone_answer,
+            ask_contact=True,
+        ),
     ),
     "address": _edit_flow(
         "address",
