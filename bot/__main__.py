@@ -73,16 +73,12 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _purge(settings: Settings) -> None:
-    from bot.app import open_database, shop_config
+    from bot.app import open_database, shop_config, staff_chat
     from bot.runtime import Runtime
-    from handlers.messages import STAFF
 
     engine, sessions = await open_database(settings)
     try:
-        staff = (
-            ("telegram", settings.staff_chat_id) if settings.staff_chat_id else ("console", STAFF)
-        )
-        runtime = Runtime(sessions, shop_config(settings, *staff))
+        runtime = Runtime(sessions, shop_config(settings, *staff_chat(settings)))
         counts = await runtime.maintain()
     finally:
         await engine.dispose()

@@ -56,6 +56,12 @@ def load_catalog(settings: Settings) -> Catalog:
         ) from None
 
 
+def staff_chat(settings: Settings) -> tuple[str, str]:
+    """(channel, chat id) of the staff chat: the Telegram group when Telegram runs, else the
+    terminal ("@staff" lines)."""
+    return ("telegram", settings.staff_chat_id) if settings.has_telegram else ("console", STAFF)
+
+
 def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> ShopConfig:
     return ShopConfig(
         catalog=load_catalog(settings),
@@ -106,10 +112,7 @@ async def run_channels(
     if settings.has_telegram and not settings.staff_chat_id:
         raise ConfigError("Configuration error: STAFF_CHAT_ID: required with TELEGRAM_BOT_TOKEN")
     engine, sessions = await open_database(settings)
-    staff_channel, staff_chat = (
-        ("telegram", settings.staff_chat_id) if settings.has_telegram else ("console", STAFF)
-    )
-    runtime = Runtime(sessions, shop_config(settings, staff_channel, staff_chat))
+    runtime = Runtime(sessions, shop_config(settings, *staff_chat(settings)))
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.channels.base import ChannelAdapter
 from handlers import composition
-from handlers.context import AfterCommit, ShopConfig, staff_notice
+from handlers.context import AfterCommit, ShopConfig, enqueue, staff_notice
 from handlers.dispatcher import dispatch
 from handlers.i18n import pick_language, t
 from handlers.maintenance import run_maintenance
@@ -85,7 +85,10 @@ class Runtime:
         self._stopping = False
 
     def add_adapter(self, adapter: ChannelAdapter) -> None:
+        """Deliver through `adapter` and tell the handlers what its channel can do."""
         self.adapters[adapter.name] = adapter
+        channels = {**self.config.channels, adapter.name: adapter.capabilities}
+        self.config = replace(self.config, channels=channels)
 
     # ---- inbound ---------------------------------------------------------------------------
 
@@ -170,12 +173,7 @@ class Runtime:
                 customer = await uow.customers.get(identity.customer_id)
                 lang = pick_language(customer.language if customer else None, None, lang)
             text = t(lang, "core.internal_error")
-            await uow.outbox.add(
-                inbound.channel,
-                inbound.chat_id,
-                Outbound(inbound.channel, inbound.chat_id, text).to_json(),
-                now,
-            )
+            await enqueue(uow, Outbound(inbound.channel, inbound.chat_id, text), now)
             await uow.commit()
 
     async def checkpoint(self) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from handlers.errors import InvalidInput
 from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
-from handlers.messages import STAFF, Button, Document, Inbound, Outbound
+from handlers.messages import STAFF, Button, ChannelCapabilities, Document, Inbound, Outbound
 from handlers.orders.catalog import Catalog
 from handlers.payloads import Payload
 from storage.models import ConversationState, Customer
@@ -34,7 +35,7 @@ def policy_version() -> str:
 class ShopConfig:
     """The settings handlers need, free of any platform detail."""
 
-    staff_channel: str = "console"
+    staff_channel: str = ""  # the adapter the staff chat lives on: set by the runtime
     staff_chat_id: str = STAFF
     staff_admin_ids: frozenset[str] = frozenset()
     default_language: str = DEFAULT_LANGUAGE
@@ -48,6 +49,12 @@ class ShopConfig:
     flood_limit: int = 20  # messages per customer …
     flood_window: timedelta = timedelta(seconds=60)  # … within this window
     catalog: Catalog = field(default_factory=Catalog)
+    # What each registered adapter can do, by its name: filled in by the runtime.
+    channels: Mapping[str, ChannelCapabilities] = field(default_factory=dict)
+
+    def capabilities(self, channel: str) -> ChannelCapabilities:
+        """What `channel` can do; an undeclared channel gets the least capable defaults."""
+        return self.channels.get(channel) or ChannelCapabilities()
 
 
 ButtonRows = tuple[tuple[Button, ...], ...]
@@ -59,14 +66,52 @@ class AfterCommit(enum.Enum):
     CHECKPOINT_WAL = "checkpoint"  # fold erased data out of the SQLite WAL (see erasure)
 
 
+def staff_message(
+    config: ShopConfig,
+    html_text: str,
+    buttons: ButtonRows = (),
+    *,
+    tag: str | None = None,
+    edit_of: int | None = None,
+    reply_to: int | None = None,
+    document: Document | None = None,
+) -> Outbound:
+    """A message to the staff chat; `html_text` must already be escaped."""
+    return Outbound(
+        config.staff_channel,
+        config.staff_chat_id,
+        html_text,
+        buttons=buttons,
+        html=True,
+        tag=tag,
+        edit_of=edit_of,
+        reply_to=reply_to,
+        document=document,
+    )
+
+
+async def enqueue(
+    uow: UnitOfWork, message: Outbound, now: datetime, customer_id: int | None = None
+) -> int:
+    """Write `message` to the outbox (sent after the commit); returns the outbox id."""
+    row = await uow.outbox.add(
+        message.channel,
+        message.chat_id,
+        message.to_json(),
+        now,
+        customer_id=customer_id,
+        tag=message.tag,
+    )
+    return row.id
+
+
 async def staff_notice(
     uow: UnitOfWork, config: ShopConfig, now: datetime, key: str, **params: object
 ) -> None:
     """A system notice to the staff chat where no conversation is at hand (erasure by the
     retention job, delivery failures, token trouble): catalog text, escaped, via the outbox."""
     text = html.escape(t(config.default_language, key, **params))
-    notice = Outbound(config.staff_channel, config.staff_chat_id, text, html=True)
-    await uow.outbox.add(notice.channel, notice.chat_id, notice.to_json(), now)
+    await enqueue(uow, staff_message(config, text), now)
 
 
 @dataclass
@@ -80,6 +125,12 @@ class Context:
     state: ConversationState | None = None
     sent: list[Outbound] = field(default_factory=list)
     after_commit: set[AfterCommit] = field(default_factory=set)
+
+    # ---- channel ----------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        """What the channel this inbound came from can do."""
+        return self.config.capabilities(self.inbound.channel)
 
     # ---- language -------------------------------------------------------------------------
     @property
@@ -128,16 +179,9 @@ class Context:
 
     # ---- sending (all through the outbox, committed with the state change) ----------------
     async def send(self, message: Outbound, customer_id: int | None = None) -> int:
-        row = await self.uow.outbox.add(
-            message.channel,
-            message.chat_id,
-            message.to_json(),
-            self.now,
-            customer_id=customer_id,
-            tag=message.tag,
-        )
+        outbox_id = await enqueue(self.uow, message, self.now, customer_id)
         self.sent.append(message)
-        return row.id
+        return outbox_id
 
     async def reply(
         self,
@@ -178,12 +222,10 @@ class Context:
     ) -> int:
         """Post to the staff group chat; `html` must already be escaped."""
         return await self.send(
-            Outbound(
-                channel=self.config.staff_channel,
-                chat_id=self.config.staff_chat_id,
-                text=html,
-                buttons=buttons,
-                html=True,
+            staff_message(
+                self.config,
+                html,
+                buttons,
                 tag=tag,
                 edit_of=edit_of,
                 reply_to=reply_to,

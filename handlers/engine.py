@@ -475,6 +475,9 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
         values.setdefault(step.name, [] if step.collect_max else None)
         await _advance(ctx, flow, values, after=step.name)
         return
+    if wants_skip and button is None:  # "bỏ qua" is no name: this question needs an answer
+        await prompt(ctx, flow, step, prefix=ctx.tr("flow.required"))
+        return
     answer = inbound.text
     suggestion = current.suggested.get(step.name)
     if suggestion and ((button and button.action == "keep") or typed in CONFIRM_WORDS):

@@ -7,12 +7,16 @@ their platform allows (see the channel contract in DESIGN.md). Nothing here know
 from __future__ import annotations
 
 import base64
+import html
+import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
-# The staff group chat is addressed by this pseudo chat id; the runtime maps it to the
-# configured channel and STAFF_CHAT_ID when delivering.
+# The staff chat's id on a channel that has no chat id of its own for it (staff writing in
+# the terminal); otherwise the runtime configures the platform's chat id (`ShopConfig`).
 STAFF = "staff"
 
 MAX_TEXT_CHARS = 4000  # longer input is cut; no step accepts more than 2000 characters
@@ -26,7 +30,7 @@ def normalize_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class Contact:
-    """A shared contact (Telegram contact button, Zalo `user_submit_info`, console /contact)."""
+    """A contact the user shared (a platform's share-contact button or form, or typed)."""
 
     phone: str
     name: str = ""
@@ -47,10 +51,10 @@ class Attachment:
 class Inbound:
     """One incoming event, after the adapter has understood it."""
 
-    channel: str  # "console" | "telegram" | "zalo" | "zalobot"
+    channel: str  # the adapter's name (bot/channels/)
     chat_id: str  # where replies go; for staff messages, the staff chat id
     user_id: str  # the platform user who sent it
-    dedupe_key: str  # stable per platform event (Telegram update_id, Zalo msg_id, ...)
+    dedupe_key: str  # stable per platform event (an update id, a message id, ...)
     text: str = ""
     command: str | None = None  # lower-case, without "/" or "@botname"
     args: str = ""  # text after the command
@@ -89,7 +93,7 @@ class Inbound:
 @dataclass(frozen=True)
 class Button:
     label: str
-    payload: str  # ≤ 64 bytes (Telegram callback data); never trusted on the way back
+    payload: str  # ≤ 64 bytes (the smallest platform limit); never trusted on the way back
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,53 @@ class Outbound:
                 content=base64.b64decode(doc["content_b64"]),
             )
         return cls(**data)
+
+    def plain_text(self) -> str:
+        """The text for a platform without formatting: HTML tags dropped, entities unescaped."""
+        return strip_html(self.text) if self.html else self.text
+
+
+_TAG = re.compile(r"<[^>]+>")
+_MENTION = re.compile(r'<mention id="([^"]*)">(.*?)</mention>')
+
+
+def strip_html(text: str) -> str:
+    """Plain text of our HTML (a mention keeps its "@label")."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def mention(user_id: str) -> str:
+    """A user mentioned in HTML text. An adapter with `user_mentions` renders it as a mention
+    that notifies (see `render_mentions`); elsewhere only the "@id" label is shown."""
+    escaped = html.escape(user_id)
+    return f'<mention id="{escaped}">@{escaped}</mention>'
+
+
+def render_mentions(text: str, render: Callable[[str, str], str]) -> str:
+    """Replace every `mention()` in HTML text by `render(unescaped user id, label HTML)`."""
+    return _MENTION.sub(lambda m: render(html.unescape(m.group(1)), m.group(2)), text)
+
+
+@dataclass(frozen=True)
+class ChannelCapabilities:
+    """What a channel adapter can do; handlers ask this, never a channel's name.
+
+    The defaults describe the least capable channel (plain text, nothing else), which is
+    also what a handler sees for a channel no adapter declared.
+    """
+
+    can_delete_messages: bool = False  # sent messages can be removed (self-deleting /mydata)
+    can_edit_messages: bool = False  # sent messages can be changed in place (else resent)
+    # Every adapter shows buttons (at least as numbered options); more than this many in one
+    # message are split over several messages. None: no limit.
+    max_buttons_per_message: int | None = None
+    html_formatting: bool = False  # bold/links shown; else tags are stripped
+    user_mentions: bool = False  # `mention()` notifies the user mentioned
+    contact_request: bool = False  # a share-contact button or form (else the user types it)
+    documents: bool = False  # files arrive as files (else their text is sent)
+    photos: bool = False  # users can send photos
+    # How long after the user's last message the bot may still write to them (None: always).
+    messaging_window: timedelta | None = None
 
 
 @dataclass

@@ -219,11 +219,14 @@ _QUESTION_PHRASES = (
     "ai se",
     "ai xem",
     "ai biet",
+    "gi vay",
+    "gi the",
 )
-_QUESTION_TAIL = re.compile(r"\s(?:khong|ko|k|hong|chua|ha|hả|nhi|a)$")
+_QUESTION_TAIL = re.compile(r"\s(?:khong|ko|k|hong|chua|ha|nhi)$")
 _QUESTION_START = re.compile(
-    r"^(?:what|who|whom|whose|where|when|why|how|which|is|are|do|does|did|can|could|will|"
-    r"would|should|may|ai|gi|sao)\s\S"
+    r"^(?:(?:what|who|whom|whose|where|when|why|how|which)\s\S"
+    r"|(?:is|are|do|does|did|can|could|will|would|should|may)\s"
+    r"(?:you|i|we|they|it|my|your|the|this|that|there|he|she|anyone|someone)\b)"
 )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.channels.console import ConsoleAdapter  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from handlers.context import ShopConfig  # noqa: E402
 from handlers.messages import STAFF, Inbound, Outbound, SendResult  # noqa: E402
@@ -32,6 +33,7 @@ CATALOG = Path(__file__).resolve().parent.parent / "handlers" / "orders" / "cata
 
 class NullAdapter:
     name = "console"
+    capabilities = ConsoleAdapter.capabilities
 
     def __init__(self) -> None:
         self.ids = itertools.count(1)

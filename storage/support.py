@@ -23,9 +23,7 @@ from storage.tags import Tag
 
 # Ticket kinds and statuses.
 COMPLAINT, RETURN, WARRANTY = "complaint", "return", "warranty"
-KINDS = (COMPLAINT, RETURN, WARRANTY)
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
-STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
 
 
 class Ticket(Base):

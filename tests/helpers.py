@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.console import ConsoleAdapter
 from bot.runtime import DeliveryPolicy, Runtime
 from handlers.context import ShopConfig
 from handlers.engine import position
@@ -38,6 +39,7 @@ from handlers.messages import (
     STAFF,
     Attachment,
     Button,
+    ChannelCapabilities,
     Contact,
     Inbound,
     Outbound,
@@ -62,6 +64,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = PROJECT_DIR / "handlers" / "orders" / "catalog.example.toml"
 
 CHANNEL = "console"
+CONSOLE_CAPABILITIES = ConsoleAdapter.capabilities
 STAFF_USER = "900"  # a staff admin (in `staff_admin_ids` of the default config)
 START_TIME = datetime(2026, 1, 15, 3, 0, tzinfo=UTC)  # 10:00 in Hanoi
 
@@ -169,10 +172,14 @@ class RecordingAdapter:
     the next `n` sends (optionally only those to `chat_id`) raise `error`, which may be an
     exception instance, an exception class, or one of the shortcuts "temporary",
     "permanent", "unreachable" (permanent + unreachable) and "generic" (RuntimeError).
+    It declares the console's capabilities unless told others.
     """
 
-    def __init__(self, name: str = CHANNEL) -> None:
+    def __init__(
+        self, name: str = CHANNEL, capabilities: ChannelCapabilities = CONSOLE_CAPABILITIES
+    ) -> None:
         self.name = name
+        self.capabilities = capabilities
         self.sent: list[Sent] = []
         self.deleted: list[tuple[str, str]] = []
         self.attempts = 0  # every send call, including failed ones

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.telegram import TelegramAdapter
+from bot.channels.zalo_bot import ZaloBotAdapter
+from bot.channels.zalo_oa import ZaloOAAdapter
 from handlers.context import policy_version
-from handlers.messages import STAFF, Outbound
+from handlers.messages import STAFF, ChannelCapabilities, Outbound
 from storage.db import create_engine, migrate_to_head, session_factory
 from storage.models import (
     AuditEntry,
@@ -275,11 +279,24 @@ async def test_mydata_in_english(harness: Harness) -> None:
     assert message.text.endswith(tr("rights.mydata.self_delete", "en", minutes=5))
 
 
-@pytest.mark.parametrize(("channel", "self_deleting"), [("telegram", True), ("zalo", False)])
+@pytest.mark.parametrize(
+    ("channel", "capabilities", "self_deleting"),
+    [
+        ("telegram", TelegramAdapter.capabilities, True),
+        ("zalo", ZaloOAAdapter.capabilities, False),
+        ("zalobot", ZaloBotAdapter.capabilities, False),
+        # What counts is the declared capability, not the channel's name.
+        ("telegram", replace(TelegramAdapter.capabilities, can_delete_messages=False), False),
+    ],
+)
 async def test_mydata_self_deletes_where_the_platform_can(
-    harness: Harness, clock: FakeClock, channel: str, self_deleting: bool
+    harness: Harness,
+    clock: FakeClock,
+    channel: str,
+    capabilities: ChannelCapabilities,
+    self_deleting: bool,
 ) -> None:
-    platform = RecordingAdapter(channel)
+    platform = RecordingAdapter(channel, capabilities)
     harness.runtime.add_adapter(platform)
     await harness.send(harness.inbound("5", "/mydata", channel=channel))
     (message,) = platform.messages

@@ -35,6 +35,7 @@ from tests.telegram_helpers import (
     ORDER_NAME,
     ORDER_PHONE,
     PUBLIC_URL,
+    STAFF_ADMIN,
     STAFF_CHAT,
     STAFF_MEMBER,
     STAFF_NAME,
@@ -557,6 +558,28 @@ async def test_photo_at_the_photos_step_is_kept_as_a_file_reference(
         (alert,) = sends_to(api.requests, STAFF_CHAT)
         assert f"<b>{tr('order.field.photos')}:</b> AgACphoto-1" in alert["text"].split("\n")
         assert api.calls("getFile") == []
+
+
+async def test_urgent_complaint_mentions_the_staff_admins_with_links(
+    api: FakeTelegramAPI, tmp_path: Path
+) -> None:
+    async with running_bot(api, telegram_settings(tmp_path, api)) as bot:
+        await consent(bot, CUSTOMER)
+        calls = await bot.send(api.text_update(CUSTOMER, "/complaint"))
+        data, message_id = button_data(calls, CUSTOMER, tr("complaint.choice.leak"))
+        await bot.send(api.callback_update(CUSTOMER, data, message_id))
+        calls = await bot.send(api.text_update(CUSTOMER, "Người lạ gọi, biết cả địa chỉ của em"))
+        data, message_id = button_data(calls, CUSTOMER, tr("flow.btn.skip"))
+        calls = await bot.send(api.callback_update(CUSTOMER, data, message_id))
+        data, message_id = button_data(calls, CUSTOMER, tr("flow.btn.confirm"))
+        calls = await bot.send(api.callback_update(CUSTOMER, data, message_id))
+
+        (alert,) = sends_to(calls, STAFF_CHAT)
+        assert alert.failed is None
+        # The handlers wrote a neutral mention; Telegram gets a link that notifies the admin.
+        assert f'<a href="tg://user?id={STAFF_ADMIN}">@{STAFF_ADMIN}</a>' in alert["text"]
+        assert "mention" not in alert["text"]
+        assert f"@{STAFF_ADMIN}" in alert.result["text"]
 
 
 async def test_edited_message_is_not_reprocessed(api: FakeTelegramAPI, tmp_path: Path) -> None:

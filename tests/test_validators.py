@@ -12,15 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.engine import StepInput
 from handlers.i18n import LANGUAGES, catalog, t
-from handlers.messages import normalize_text
+from handlers.messages import Attachment, Contact, normalize_text
 from handlers.orders.validators import (
+    PHOTOS_MAX,
     InvalidInput,
     format_phone_display,
     parse_address,
     parse_email,
     parse_full_name,
     parse_phone,
+    parse_phone_answer,
+    parse_photos,
     parse_request,
     phone_from_contact,
 )
@@ -433,3 +437,20 @@ def test_exception_text_has_no_customer_input(parser: Parser, raw: str) -> None:
 def test_exception_text_has_no_phone_number() -> None:
     exc = _raised(parse_phone, "0912 345 6789")
     assert "0912" not in str(exc) and "0912" not in repr(exc)
+
+
+def test_phone_answer_takes_the_shared_contact_first() -> None:
+    shared = StepInput("0987 654 321", contact=Contact(phone="84912345678"))
+    assert parse_phone_answer(shared) == "+84912345678"
+    assert parse_phone_answer(StepInput("0987 654 321")) == "+84987654321"
+    with pytest.raises(InvalidInput) as info:
+        parse_phone_answer(StepInput("abc"))
+    assert info.value.key.startswith("validation.phone.")
+
+
+def test_photos_answer_keeps_only_photo_references() -> None:
+    sent = (Attachment("photo", "p-1"), Attachment("sticker", "s-1"), Attachment("photo", "p-2"))
+    assert parse_photos(StepInput("", attachments=sent)) == ["p-1", "p-2"]
+    with pytest.raises(InvalidInput) as info:
+        parse_photos(StepInput("đây là ảnh", attachments=(Attachment("sticker", "s-1"),)))
+    assert (info.value.key, info.value.params) == ("flow.need_photo", {"limit": PHOTOS_MAX})

@@ -35,6 +35,7 @@ from handlers.messages import (
     Outbound,
     PermanentSendError,
     TemporarySendError,
+    mention,
 )
 from tests.fakes.zalo_api import MESSAGE_PATH, FakeZaloAPI
 
@@ -298,9 +299,9 @@ async def test_get_display_name(stack: Stack, fake: FakeZaloAPI) -> None:
 
 
 async def test_html_is_rendered_as_plain_text(stack: Stack, fake: FakeZaloAPI) -> None:
-    await stack.adapter.send(out("<b>Đơn #12</b> &amp; quà", html=True))
+    await stack.adapter.send(out(f"<b>Đơn #12</b> &amp; quà 📣 {mention('900')}", html=True))
 
-    assert fake.sent[0]["message"] == {"text": "Đơn #12 & quà"}
+    assert fake.sent[0]["message"] == {"text": "Đơn #12 & quà 📣 @900"}  # a mention: its label
 
 
 async def test_edit_is_sent_as_new_message_and_delete_is_noop(

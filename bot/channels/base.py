@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from handlers.messages import Outbound, SendResult
+from handlers.messages import ChannelCapabilities, Outbound, SendResult
 
 
 class ChannelAdapter(Protocol):
@@ -13,9 +13,12 @@ class ChannelAdapter(Protocol):
     `send` raises `PermanentSendError` for refusals that will not heal and
     `TemporarySendError` (or any other exception) for failures worth retrying.
     `edit_message_id` / `reply_to_message_id` are platform ids of earlier messages.
+    `capabilities` is what the handlers learn about the channel (they never see its name's
+    meaning): the runtime hands it to them when the adapter is added.
     """
 
     name: str
+    capabilities: ChannelCapabilities
 
     async def send(
         self,

@@ -9,7 +9,6 @@ chat are printed with `[staff] `, replies to another simulated customer with `[u
 from __future__ import annotations
 
 import asyncio
-import html
 import itertools
 import re
 import sys
@@ -20,15 +19,26 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.runtime import Runtime
-from handlers.messages import STAFF, Button, Contact, Inbound, Outbound, SendResult
+from handlers.messages import (
+    STAFF,
+    Button,
+    ChannelCapabilities,
+    Contact,
+    Inbound,
+    Outbound,
+    SendResult,
+)
 
 CHANNEL = "console"
-_TAG = re.compile(r"<[^>]+>")
 _CONTACT = re.compile(r"^/contact\s+(\+?[\d .\-()]{6,20})\s*(.*)$")
 
 
 class ConsoleAdapter:
     name = CHANNEL
+    # Deletions and edits are shown as such ("🗑 #3", "✎ #3"); documents are written locally.
+    capabilities = ChannelCapabilities(
+        can_delete_messages=True, can_edit_messages=True, contact_request=True, documents=True
+    )
 
     def __init__(self, user_id: str, files_dir: Path, out: TextIO | None = None) -> None:
         self.user_id = user_id
@@ -43,8 +53,7 @@ class ConsoleAdapter:
         edit_message_id: str | None = None,
         reply_to_message_id: str | None = None,
     ) -> SendResult:
-        text = html.unescape(_TAG.sub("", message.text)) if message.html else message.text
-        lines = text.splitlines() or [""]
+        lines = message.plain_text().splitlines() or [""]
         if edit_message_id:
             lines[0] = f"✎ #{edit_message_id} {lines[0]}"
         flat = tuple(button for row in message.buttons for button in row)

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import html
 import logging
-import re
 import warnings
 from dataclasses import replace
 from datetime import timedelta
@@ -47,12 +46,15 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from handlers.i18n import t
 from handlers.messages import (
     Attachment,
+    ChannelCapabilities,
     Contact,
     Inbound,
     Outbound,
     PermanentSendError,
     SendResult,
     TemporarySendError,
+    render_mentions,
+    strip_html,
 )
 from handlers.router import Composition
 
@@ -64,6 +66,7 @@ logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
 CHANNEL = "telegram"
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_BUTTONS = 100  # inline keyboard buttons per message
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 TYPING_AFTER_SECONDS = 0.7
 
@@ -91,6 +94,16 @@ class TelegramAdapter:
     """Renders outbox messages with the Bot API."""
 
     name = CHANNEL
+    capabilities = ChannelCapabilities(
+        can_delete_messages=True,
+        can_edit_messages=True,
+        max_buttons_per_message=MAX_BUTTONS,
+        html_formatting=True,
+        user_mentions=True,
+        contact_request=True,
+        documents=True,
+        photos=True,
+    )
 
     def __init__(self, application: Application) -> None:
         self.application = application
@@ -123,7 +136,10 @@ class TelegramAdapter:
         self, message: Outbound, edit_id: str | None, reply_id: str | None
     ) -> SendResult:
         chat_id = message.chat_id
-        chunks = html_chunks(message.text if message.html else html.escape(message.text))
+        text_html = (
+            render_mentions(message.text, _mention) if message.html else html.escape(message.text)
+        )
+        chunks = html_chunks(text_html)
         text = chunks[0]
         markup = self._markup(message)
         if edit_id is not None and message.document is None:
@@ -201,6 +217,11 @@ class TelegramAdapter:
                 await self.bot.delete_message(chat_id, int(part))
 
 
+def _mention(user_id: str, label: str) -> str:
+    """A link that notifies the user; only numeric ids are Telegram users."""
+    return f'<a href="tg://user?id={user_id}">{label}</a>' if user_id.isdigit() else label
+
+
 def _message_id(result: object) -> str | None:
     return str(result.message_id) if isinstance(result, Message) else None
 
@@ -216,9 +237,6 @@ def retry_seconds(exc: RetryAfter) -> float:
 def _first_id(message_ids: str) -> int:
     """A message sent in several parts is stored as "id1,id2"; edits and replies use the first."""
     return int(message_ids.split(",")[0])
-
-
-_TAG = re.compile(r"<[^>]+>")
 
 
 def html_chunks(html_text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -242,7 +260,7 @@ def html_chunks(html_text: str, limit: int = MAX_TEXT) -> list[str]:
 def _plain_pieces(html_line: str, limit: int) -> list[str]:
     pieces: list[str] = []
     current = ""
-    for char in html.unescape(_TAG.sub("", html_line)):
+    for char in strip_html(html_line):
         escaped = html.escape(char)
         if len(current) + len(escaped) > limit:
             pieces.append(current)

@@ -13,15 +13,14 @@ The Bot Platform has no buttons, contact request, documents, edits or deletes, s
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 from collections import OrderedDict
 from dataclasses import replace
 
 from bot.zalo import ZALO_TEXT_LIMIT, split_text
 from bot.zalo.bot_client import CHANNEL, Receive, ZaloBotClient, ZaloBotError
 from handlers.messages import (
+    ChannelCapabilities,
     Inbound,
     Outbound,
     PermanentSendError,
@@ -35,11 +34,11 @@ log = logging.getLogger(__name__)
 # cannot receive from the bot; 400/404 = a request that will never succeed.
 UNREACHABLE_CODES = frozenset({403})
 BAD_REQUEST_CODES = frozenset({400, 404})
-_TAG = re.compile(r"<[^>]+>")
 
 
 class ZaloBotAdapter:
     name = CHANNEL
+    capabilities = ChannelCapabilities(photos=True)  # buttons: numbered options, no limit
 
     def __init__(self, client: ZaloBotClient, *, max_remembered_chats: int = 10_000) -> None:
         self._client = client
@@ -52,7 +51,7 @@ class ZaloBotAdapter:
         edit_message_id: str | None = None,
         reply_to_message_id: str | None = None,
     ) -> SendResult:
-        text = html.unescape(_TAG.sub("", message.text)) if message.html else message.text
+        text = message.plain_text()
         buttons = [button for row in message.buttons for button in row]
         if buttons:
             options = "\n".join(f"{i}. {b.label}" for i, b in enumerate(buttons, start=1))

@@ -16,12 +16,11 @@ Degradations (the OA API has no edit, delete or reply keyboard):
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 
 from bot.zalo import ZALO_TEXT_LIMIT, ZaloAuthError, split_text
 from bot.zalo.oa_client import (
+    CONSULTATION_WINDOW,
     MAX_BUTTONS,
     MAX_INFO_SUBTITLE,
     ZaloOAClient,
@@ -30,6 +29,7 @@ from bot.zalo.oa_client import (
 )
 from handlers.messages import (
     Button,
+    ChannelCapabilities,
     Outbound,
     PermanentSendError,
     SendResult,
@@ -40,11 +40,17 @@ log = logging.getLogger(__name__)
 
 AUTH_RETRY_AFTER = 300.0  # an admin may need to re-authorize the OA; retry slowly
 MORE_BUTTONS_TEXT = "…"  # text of follow-up messages that carry buttons 6..n
-_TAG = re.compile(r"<[^>]+>")
 
 
 class ZaloOAAdapter:
     name = "zalo"
+    capabilities = ChannelCapabilities(
+        max_buttons_per_message=MAX_BUTTONS,
+        contact_request=True,
+        documents=True,
+        photos=True,
+        messaging_window=CONSULTATION_WINDOW,
+    )
 
     def __init__(
         self,
@@ -87,7 +93,7 @@ class ZaloOAAdapter:
 
     async def _render(self, message: Outbound) -> str:
         user_id = message.chat_id
-        text = _plain(message.text) if message.html else message.text
+        text = message.plain_text()
         buttons = [button for row in message.buttons for button in row]
         ids: list[str] = []
 
@@ -136,7 +142,3 @@ def _pairs(buttons: list[Button]) -> list[tuple[str, str]]:
 
 def _first(ids: list[str]) -> str:
     return next((message_id for message_id in ids if message_id), "")
-
-
-def _plain(text: str) -> str:
-    return html.unescape(_TAG.sub("", text))

@@ -20,6 +20,7 @@ import json
 import logging
 import mimetypes
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -37,6 +38,8 @@ USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 ZALO_HTTP_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 MAX_BUTTONS = 5  # buttons per consultation message
+# Consultation messages reach a user only this long after their last interaction (-230).
+CONSULTATION_WINDOW = timedelta(days=7)
 MAX_BUTTON_TITLE = 100  # characters
 MAX_QUERY_PAYLOAD = 1000  # characters, oa.query.* payload
 MAX_INFO_TITLE = 100  # request_user_info element title

@@ -37,13 +37,14 @@ from handlers.orders.service import (
     status_label,
 )
 from handlers.orders.validators import (
+    PHOTOS_MAX,
     format_phone_display,
     parse_address,
     parse_email,
     parse_full_name,
-    parse_phone,
+    parse_phone_answer,
+    parse_photos,
     parse_request,
-    phone_from_contact,
 )
 from handlers.relay import relay_from_customer
 from handlers.router import Router
@@ -52,24 +53,9 @@ from storage.models import Order
 
 router = Router("orders")
 
-MAX_PHOTOS = 5
-
-
-def _phone(answer: StepInput) -> str:
-    if answer.contact is not None:
-        return phone_from_contact(answer.contact.phone)
-    return parse_phone(answer.text)
-
 
 def _email(answer: StepInput) -> str:
     return parse_email(answer.text)
-
-
-def _photos(answer: StepInput) -> list[str]:
-    photos = [a.ref for a in answer.attachments if a.kind == "photo"]
-    if not photos:
-        raise InvalidInput("order.photos.need_photo", limit=MAX_PHOTOS)
-    return photos
 
 
 def _request(answer: StepInput) -> str:
@@ -172,7 +158,7 @@ ORDER_FLOW = router.flow(
                 "phone",
                 "order.ask.phone",
                 "order.field.phone",
-                _phone,
+                parse_phone_answer,
                 ask_contact=True,
                 profile_field="phone",
                 show=_show_phone,
@@ -207,8 +193,8 @@ ORDER_FLOW = router.flow(
                 "photos",
                 "order.ask.photos",
                 "order.field.photos",
-                _photos,
-                collect_max=MAX_PHOTOS,
+                parse_photos,
+                collect_max=PHOTOS_MAX,
                 aliases=("anh", "hinh", "hinh anh", "photo", "photos"),
             ),
         ),

@@ -3,23 +3,29 @@
 Every parser takes the raw (already NFC-normalized) text and returns a clean value or raises
 `InvalidInput`, whose `key` is a message id in `locales/<lang>/LC_MESSAGES/validation.po`
 and whose `params` fill that message's placeholders. Parsers never raise anything else, and
-exception text never contains what the customer typed (it may end up in logs).
+exception text never contains what the customer typed (it may end up in logs). The step
+parsers (`parse_phone_answer`, `parse_photos`) take the whole answer: a shared contact, photos.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from handlers.errors import InvalidInput
 
+if TYPE_CHECKING:  # the engine imports the order package: a type hint only, no cycle
+    from handlers.engine import StepInput
+
 NAME_MIN, NAME_MAX = 2, 100
 ADDRESS_MIN, ADDRESS_MAX = 5, 300
 REQUEST_MAX = 2000
 EMAIL_MAX = 254  # RFC 5321 path limit; longer input is not worth handing to the validator
+PHOTOS_MAX = 5  # photos one step collects
 
 DEFAULT_REGION = "VN"
 
@@ -182,16 +188,35 @@ def _phone_problem(number: phonenumbers.PhoneNumber) -> str:
 
 
 def phone_from_contact(contact_phone: str) -> str:
-    """E.164 from a shared contact's phone (Telegram sends "84912345678", without "+").
+    """E.164 from a shared contact's phone (some platforms send "84912345678", without "+").
 
     A contact number that does not start with 0 is already international, so "+" is added
-    before parsing; national "0…" numbers (some Zalo payloads) are parsed as Vietnamese.
+    before parsing; national "0…" numbers (other platforms' forms) are parsed as Vietnamese.
     Raises InvalidInput with the parse_phone keys.
     """
     stripped = contact_phone.strip()
     if stripped.isdecimal() and not stripped.startswith("0"):
         stripped = "+" + stripped
     return parse_phone(stripped)
+
+
+def parse_phone_answer(answer: StepInput) -> str:
+    """The phone step: the shared contact's number if the customer shared one, else the
+    typed one. Raises InvalidInput with the parse_phone keys."""
+    if answer.contact is not None:
+        return phone_from_contact(answer.contact.phone)
+    return parse_phone(answer.text)
+
+
+def parse_photos(answer: StepInput) -> list[str]:
+    """The platform references of the photos sent at a photo step.
+
+    Key: flow.need_photo (limit), in the core catalog: the step's rule, shared by every flow.
+    """
+    photos = [a.ref for a in answer.attachments if a.kind == "photo"]
+    if not photos:
+        raise InvalidInput("flow.need_photo", limit=PHOTOS_MAX)
+    return photos
 
 
 def format_phone_display(e164: str) -> str:

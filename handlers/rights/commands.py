@@ -14,7 +14,7 @@ from typing import Any, get_args
 from handlers import engine
 from handlers.buttons import MyDataButton, ProfileField, RightsButton
 from handlers.context import CONSENT_PURPOSE, AfterCommit, Context
-from handlers.engine import Flow, Step, StepInput
+from handlers.engine import Flow, Step
 from handlers.i18n import t
 from handlers.lookup import staff_target
 from handlers.messages import Document
@@ -30,8 +30,7 @@ from handlers.orders.validators import (
     parse_address,
     parse_email,
     parse_full_name,
-    parse_phone,
-    phone_from_contact,
+    parse_phone_answer,
 )
 from handlers.rights.erasure import erase_customer, purge_inactive
 from handlers.rights.export import collect, to_json_bytes
@@ -42,7 +41,6 @@ from storage.repositories import OneCustomer, SeveralCustomers
 router = Router("rights")
 router.periodic("retention_erased")(purge_inactive)
 
-SELF_DELETING_CHANNELS = frozenset({"telegram", "console"})
 EDITABLE: tuple[ProfileField, ...] = get_args(ProfileField)
 
 
@@ -127,7 +125,7 @@ async def mydata(ctx: Context, _: object = None) -> None:
     data = await collect(ctx.uow, ctx.app.export_sections, ctx.customer, ctx.now)
     text = render_mydata(ctx, data)
     seconds = int(ctx.config.mydata_delete_after.total_seconds())
-    self_delete = seconds > 0 and ctx.inbound.channel in SELF_DELETING_CHANNELS
+    self_delete = seconds > 0 and ctx.capabilities.can_delete_messages
     if self_delete:
         minutes = max(1, round(seconds / 60))
         text += "\n\n" + ctx.tr("rights.mydata.self_delete", minutes=minutes)
@@ -180,10 +178,6 @@ def _edit_flow(field: str, step: Step) -> Flow:
     )
 
 
-def _phone(answer: StepInput) -> str:
-    return phone_from_contact(answer.contact.phone) if answer.contact else parse_phone(answer.text)
-
-
 EDIT_FLOWS = {
     "full_name": _edit_flow(
         "full_name",
@@ -196,7 +190,13 @@ EDIT_FLOWS = {
     ),
     "phone": _edit_flow(
         "phone",
-        Step("phone", "rights.edit.ask.phone", "order.field.phone", _phone, ask_contact=True),
+        Step(
+            "phone",
+            "rights.edit.ask.phone",
+            "order.field.phone",
+            parse_phone_answer,
+            ask_contact=True,
+        ),
     ),
     "address": _edit_flow(
         "address",

@@ -15,7 +15,7 @@ import html
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from handlers.context import ShopConfig, staff_notice
+from handlers.context import ShopConfig, enqueue, staff_notice
 from handlers.i18n import t
 from handlers.messages import Outbound
 from handlers.orders import codes
@@ -85,10 +85,8 @@ async def _redact_staff_copies(
         if key in seen:
             continue  # edits of the same message share its platform id
         seen.add(key)
-        message = Outbound(
-            channel=row.channel, chat_id=row.chat_id, text=notice, html=True, edit_of=row.id
-        )
-        await uow.outbox.add(message.channel, message.chat_id, message.to_json(), now)
+        message = Outbound(row.channel, row.chat_id, notice, html=True, edit_of=row.id)
+        await enqueue(uow, message, now)
         row.customer_id = None
 
 

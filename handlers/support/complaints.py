@@ -26,14 +26,14 @@ from typing import Any
 
 from handlers import engine
 from handlers.buttons import ComplaintButton, MyTicketsButton, TicketButton
-from handlers.context import ButtonRows, Context, ShopConfig
+from handlers.context import ButtonRows, Context, ShopConfig, enqueue, staff_message
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
 from handlers.flows.consent import after_consent
 from handlers.i18n import pick_language, t
-from handlers.messages import Button, Outbound
-from handlers.orders import codes
+from handlers.messages import Button, mention
 from handlers.orders.service import local_time, order_tag
+from handlers.orders.validators import PHOTOS_MAX, parse_photos
 from handlers.router import Composition, Router
 from handlers.support.talk import leading_code, new_support_code
 from handlers.text import fold
@@ -54,7 +54,6 @@ from storage.tags import Tag
 router = Router("complaints")
 
 MAX_TEXT = 2000
-MAX_PHOTOS = 5
 CODE_PREFIXES = {COMPLAINT: "KN", RETURN: "DT", WARRANTY: "BH"}
 
 LEAK, SERVICE, OTHER = "leak", "service", "other"
@@ -99,13 +98,6 @@ def parse_text(answer: StepInput) -> str:
     if len(text) > MAX_TEXT:
         raise InvalidInput("support.text.too_long", limit=MAX_TEXT, length=len(text))
     return text
-
-
-def parse_photos(answer: StepInput) -> list[str]:
-    photos = [a.ref for a in answer.attachments if a.kind == "photo"]
-    if not photos:
-        raise InvalidInput("support.photos.need_photo", limit=MAX_PHOTOS)
-    return photos
 
 
 def _show_category(ctx: Context, value: Any) -> str:
@@ -158,7 +150,7 @@ COMPLAINT_FLOW = router.flow(
                 "complaint.ask.photos",
                 "support.field.photos",
                 parse_photos,
-                collect_max=MAX_PHOTOS,
+                collect_max=PHOTOS_MAX,
             ),
         ),
     )
@@ -255,12 +247,8 @@ async def create_ticket(
 
 
 def mentions(config: ShopConfig) -> str:
-    """The staff admins, as Telegram mentions (HTML) — plain ids elsewhere once tags are
-    stripped."""
-    return ", ".join(
-        f'<a href="tg://user?id={admin}">@{admin}</a>' if admin.isdigit() else html.escape(admin)
-        for admin in sorted(config.staff_admin_ids)
-    )
+    """The staff admins, mentioned (HTML): the staff channel's adapter renders them."""
+    return ", ".join(mention(admin) for admin in sorted(config.staff_admin_ids))
 
 
 def render_alert(
@@ -450,14 +438,6 @@ async def resolve(ctx: Context, ticket: Ticket, response: str) -> None:
     await ctx.to_staff(ctx.staff_text(key, code=ticket.code), tag=ticket_tag(ticket))
 
 
-def ticket_code(typed: str) -> str | None:
-    """The canonical ticket code in `typed` ("kn 7k3q9", "DT-7K3Q9", ...), or None."""
-    for prefix in CODE_PREFIXES.values():
-        if code := codes.normalize_code(typed, prefix):
-            return code
-    return None
-
-
 def leading_ticket_code(text: str) -> tuple[str | None, str]:
     for prefix in CODE_PREFIXES.values():
         code, rest = leading_code(text, prefix)
@@ -558,18 +538,14 @@ async def reannounce_due(
                 f"🚨 {text}\n📣 {html.escape(t(lang, 'support.staff.admins'))}: {mentions(config)}"
             )
         first = await uow.outbox.first_with_tag(ticket_tag(ticket))
-        message = Outbound(
-            channel=config.staff_channel,
-            chat_id=config.staff_chat_id,
-            text=text,
-            buttons=alert_buttons(config, ticket),
-            html=True,
+        message = staff_message(
+            config,
+            text,
+            alert_buttons(config, ticket),
             reply_to=first.id if first else None,
             tag=ticket_tag(ticket),
         )
-        await uow.outbox.add(
-            message.channel, message.chat_id, message.to_json(), now, tag=message.tag
-        )
+        await enqueue(uow, message, now)
         ticket.last_announced_at = now
         await uow.audit.add(now, "system", "ticket_reannounced", subject=ticket.code)
         count += 1

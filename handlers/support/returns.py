@@ -34,13 +34,9 @@ from handlers.flows.consent import after_consent, ensure_consent
 from handlers.messages import Button
 from handlers.orders import codes
 from handlers.orders.service import CANCELLED, local_time
+from handlers.orders.validators import PHOTOS_MAX, parse_photos
 from handlers.router import Router
-from handlers.support.complaints import (
-    MAX_PHOTOS,
-    create_ticket,
-    parse_photos,
-    parse_text,
-)
+from handlers.support.complaints import create_ticket, parse_text
 from handlers.text import fold
 from storage.models import Order
 from storage.support import RETURN, WARRANTY
@@ -128,7 +124,7 @@ RETURN_FLOW = router.flow(
                 "returns.ask.photos",
                 "support.field.photos",
                 parse_photos,
-                collect_max=MAX_PHOTOS,
+                collect_max=PHOTOS_MAX,
             ),
         ),
     )
