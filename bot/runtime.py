@@ -448,12 +448,45 @@ class Runtime:
             self._delivery_task = None
 
 
+MAX_FIELD_CHARS = 300  # names, ids, payloads, attachment references
+
+
 def _clean(inbound: Inbound) -> Inbound:
-    """NFC, no control characters: every handler sees the same normalized text."""
-    text = normalize_text(inbound.text)[:MAX_TEXT_CHARS]
-    args = normalize_text(inbound.args)[:MAX_TEXT_CHARS]
-    return (
-        replace(inbound, text=text, args=args)
-        if (text, args) != (inbound.text, inbound.args)
-        else inbound
+    """Every text field NFC, without control characters or lone surrogates, and bounded, so
+    that handlers, the database and the platforms (which must encode it as UTF-8) all see
+    the same well-formed text — whatever an adapter or a forged event put in."""
+
+    def short(value: str) -> str:
+        return normalize_text(value)[:MAX_FIELD_CHARS]
+
+    def optional(value: str | None) -> str | None:
+        return None if value is None else short(value)
+
+    contact = inbound.contact
+    if contact is not None:
+        contact = replace(
+            contact,
+            phone=short(contact.phone),
+            name=short(contact.name),
+            address=short(contact.address),
+            user_id=None if contact.user_id is None else normalize_text(contact.user_id),
+        )
+    # Identifiers are normalized but never cut: two users must not collapse into one.
+    return replace(
+        inbound,
+        chat_id=normalize_text(inbound.chat_id),
+        user_id=normalize_text(inbound.user_id),
+        dedupe_key=normalize_text(inbound.dedupe_key),
+        text=normalize_text(inbound.text)[:MAX_TEXT_CHARS],
+        command=optional(inbound.command),
+        args=normalize_text(inbound.args)[:MAX_TEXT_CHARS],
+        payload=optional(inbound.payload),
+        contact=contact,
+        attachments=tuple(
+            replace(item, ref=normalize_text(item.ref)[:MAX_TEXT_CHARS], name=short(item.name))
+            for item in inbound.attachments
+        ),
+        language_hint=optional(inbound.language_hint),
+        user_display_name=short(inbound.user_display_name),
+        reply_to_message_id=optional(inbound.reply_to_message_id),
     )
