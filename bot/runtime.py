@@ -38,6 +38,7 @@ from handlers.messages import (
     TemporarySendError,
     normalize_text,
 )
+from storage.db import db_error_cause, is_transient_db_error
 from storage.models import ChannelIdentity, OutboxMessage
 from storage.repositories import UnitOfWork, store_inbound
 
@@ -82,6 +83,9 @@ class Runtime:
         self._delivery_lock = asyncio.Lock()  # one delivery pass at a time: no double sends
         self._chat_slots = asyncio.Semaphore(8)  # chats sent to concurrently
         self._stopping = False
+        # Waits before a conversation retries after a database error (disk full, locked).
+        self.db_retry_delay = 1.0
+        self.db_retry_max = 60.0
 
     def add_adapter(self, adapter: ChannelAdapter) -> None:
         self.adapters[adapter.name] = adapter
@@ -127,15 +131,44 @@ class Runtime:
             del self._conversations[key]
 
     async def _drain_conversation(self, key: tuple[str, str]) -> None:
-        """Process this conversation's inbox rows, oldest first, until none is left."""
+        """Process this conversation's inbox rows, oldest first, until none is left.
+
+        A database that cannot be written (disk full, locked, gone) leaves the row pending:
+        the task waits and tries again, with backoff, until the database works again."""
+        failures = 0
         while not self._stopping:
             self._arrived.discard(key)
-            if not await self._process_next(key) and key not in self._arrived:
+            try:
+                found = await self._process_next(key)
+            except Exception as exc:  # never let the task die: "exception never retrieved"
+                failures += 1
+                delay = min(self.db_retry_max, self.db_retry_delay * 2 ** min(failures - 1, 16))
+                if is_transient_db_error(exc):
+                    log.error(
+                        "%s conversation: database error, its message stays pending "
+                        "(retry %s in %.1fs): %s",
+                        key[0],
+                        failures,
+                        delay,
+                        db_error_cause(exc),
+                    )
+                else:
+                    log.exception("%s conversation failed: %s", key[0], type(exc).__name__)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if not found and key not in self._arrived:
                 # No await between this check and the task's end: a row stored from now on
                 # finds the task done and starts a new one.
                 return
 
     async def _process_next(self, key: tuple[str, str]) -> bool:
+        """Handle the oldest pending inbound of the conversation; False when there is none.
+
+        A handler's own failure marks the row done and apologises to the customer; a
+        transient database error is raised instead (the row stays pending, nothing is sent).
+        """
+        checkpoint = False
         async with UnitOfWork(self.sessions) as uow:
             event = await uow.inbox.next_pending(*key)
             if event is None:
@@ -147,14 +180,20 @@ class Runtime:
                 ctx = await dispatch(uow, inbound, self.config, now)
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
-                if "checkpoint" in ctx.after_commit:
-                    await self.checkpoint()
+                checkpoint = "checkpoint" in ctx.after_commit
             except Exception as exc:  # keep the process running; the draft is untouched
+                await uow.session.rollback()
+                if is_transient_db_error(exc):
+                    raise
                 log.exception(
                     "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
                 )
-                await uow.session.rollback()
                 await self._apologize(event_id, inbound, type(exc).__name__)
+        if checkpoint:
+            try:
+                await self.checkpoint()
+            except Exception as exc:  # the message is handled; the next checkpoint catches up
+                log.warning("WAL checkpoint failed: %s", db_error_cause(exc))
         self._wake_delivery.set()
         return True
 

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -89,6 +89,22 @@ def describe_db_error(exc: BaseException) -> str:
     if "readonly" in text or "read-only" in text:
         return "The database is read-only: give the bot write access to the file and its folder."
     return f"The database cannot be used: {text}"
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Errors of the database itself (disk full, locked, I/O, connection lost), after which
+    the same work can succeed later — as opposed to a bug in the statement."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def db_error_cause(exc: BaseException) -> str:
+    """The driver's own first line ("database or disk is full", "database is locked"): it
+    names the cause without the SQL or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return first[:200] or type(orig).__name__
 
 
 async def migrate_to_head(engine: AsyncEngine) -> tuple[str | None, str | None]:
