@@ -98,6 +98,15 @@ class Context:
     def is_admin(self) -> bool:
         return self.inbound.user_id in self.config.staff_admin_ids
 
+    async def refuse_unless_admin(self) -> bool:
+        """For admin-only actions (bulk personal data, locks): refuse anyone else — also
+        when the command reaches us from outside the staff chat — and audit the attempt."""
+        if self.is_admin:
+            return False
+        await self.audit("refused", detail=f"admin-only:/{self.inbound.command}")
+        await self.to_staff(self.staff_text("staff.admin_only"))
+        return True
+
     @property
     def actor(self) -> str:
         if self.inbound.from_staff_chat or self.customer is None:

@@ -187,18 +187,9 @@ async def _by_phone(ctx: Context, phone: str, rest: str) -> tuple[Customer | Non
     )
 
 
-async def _refuse_non_admin(ctx: Context) -> bool:
-    """Admin-only, also when an admin command reaches us from outside the staff chat."""
-    if ctx.is_admin:
-        return False
-    await ctx.audit("refused", detail=f"admin-only:/{ctx.inbound.command}")
-    await ctx.to_staff(ctx.staff_text("staff.admin_only"))
-    return True
-
-
 @router.command("lock", admin=True, help_key="help.staff.lock")
 async def lock_command(ctx: Context) -> None:
-    if await _refuse_non_admin(ctx):
+    if await ctx.refuse_unless_admin():
         return
     customer, used, reason = await _target(ctx, ctx.inbound.args)
     if customer is None:
@@ -218,7 +209,7 @@ async def lock_command(ctx: Context) -> None:
 
 @router.command("unlock", admin=True, help_key="help.staff.unlock")
 async def unlock_command(ctx: Context) -> None:
-    if await _refuse_non_admin(ctx):
+    if await ctx.refuse_unless_admin():
         return
     customer, used, _ = await _target(ctx, ctx.inbound.args)
     if customer is None:
