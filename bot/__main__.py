@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings, load_settings
 from storage.db import DatabaseUnavailable, describe_db_error
+from storage.lock import DatabaseLocked
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,8 +70,8 @@ def _setup_logging(verbose: bool) -> None:
 async def _migrate(settings: Settings) -> None:
     from bot.app import open_database
 
-    engine, _ = await open_database(settings)
-    await engine.dispose()
+    async with open_database(settings):
+        pass
     print(f"Database is up to date: {settings.resolved_database_url.split('///')[-1]}")
 
 
@@ -79,15 +80,12 @@ async def _purge(settings: Settings) -> None:
     from bot.runtime import Runtime
     from handlers.messages import STAFF
 
-    engine, sessions = await open_database(settings)
-    try:
+    async with open_database(settings) as (_engine, sessions):
         staff = (
             ("telegram", settings.staff_chat_id) if settings.staff_chat_id else ("console", STAFF)
         )
         runtime = Runtime(sessions, shop_config(settings, *staff))
         counts = await runtime.maintain()
-    finally:
-        await engine.dispose()
     print(
         f"Erased {counts.get('retention_erased', 0)} inactive customer(s) "
         f"(retention {settings.retention_days} days); "
@@ -99,11 +97,8 @@ async def _zalo_token(settings: Settings, refresh_token: str) -> None:
     from bot.app import open_database
     from bot.zalo.store import DatabaseTokenStore
 
-    engine, sessions = await open_database(settings)
-    try:
+    async with open_database(settings) as (_engine, sessions):
         await DatabaseTokenStore(sessions).seed("", refresh_token.strip(), force=True)
-    finally:
-        await engine.dispose()
     print("Zalo OA refresh token stored; the bot refreshes the access token on its next send.")
 
 
@@ -141,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.run(_run(settings))
     except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except DatabaseLocked as exc:  # another bot process owns the database
         print(exc, file=sys.stderr)
         return 2
     except DatabaseUnavailable as exc:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
@@ -23,6 +25,8 @@ from handlers.context import ShopConfig
 from handlers.messages import STAFF
 from handlers.orders.catalog import Catalog, CatalogError
 from storage.db import create_engine, migrate_to_head, session_factory
+from storage.lock import acquire_owner_lock
+from storage.secrets import stored_secret
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +35,28 @@ DEFAULT_CATALOG = (
 )
 
 
-async def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-    """Create the data folder and database if needed and upgrade the schema to the newest."""
-    engine = create_engine(settings.resolved_database_url)
+@contextlib.asynccontextmanager
+async def open_database(
+    settings: Settings,
+) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    """Take the database's owner lock (a second bot process stops here with one line naming
+    the first one's pid, before any platform is called), create the data folder and database
+    if needed, upgrade the schema; the lock is held until the block ends."""
+    url = settings.resolved_database_url
+    engine = create_engine(url)
     try:
-        before, after = await migrate_to_head(engine)
+        lock = await acquire_owner_lock(engine, url)
     except BaseException:
         await engine.dispose()
         raise
-    if before != after:
-        log.info("database migrated from %s to %s", before, after)
-    return engine, session_factory(engine)
+    try:
+        before, after = await migrate_to_head(engine)
+        if before != after:
+            log.info("database migrated from %s to %s", before, after)
+        yield engine, session_factory(engine)
+    finally:
+        await engine.dispose()
+        await lock.release()
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -79,8 +94,7 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
 async def run_console(
     settings: Settings, user_id: str, language: str | None, stream: TextIO = sys.stdin
 ) -> None:
-    engine, sessions = await open_database(settings)
-    try:
+    async with open_database(settings) as (_engine, sessions):
         runtime = Runtime(sessions, shop_config(settings, "console", STAFF))
         adapter = ConsoleAdapter(user_id=user_id, files_dir=settings.data_dir / "files")
         runtime.add_adapter(adapter)
@@ -93,8 +107,6 @@ async def run_console(
             await chat.run(stream)
         finally:
             await runtime.stop()
-    finally:
-        await engine.dispose()
 
 
 async def run_channels(
@@ -106,7 +118,16 @@ async def run_channels(
     cleanly. Tests pass their own `stop` and get the runtime through `started`."""
     if settings.has_telegram and not settings.staff_chat_id:
         raise ConfigError("Configuration error: STAFF_CHAT_ID: required with TELEGRAM_BOT_TOKEN")
-    engine, sessions = await open_database(settings)
+    async with open_database(settings) as (_engine, sessions):
+        await _run_channels(settings, sessions, stop, started)
+
+
+async def _run_channels(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    stop: asyncio.Event | None,
+    started: Callable[[Runtime], None] | None,
+) -> None:
     staff_channel, staff_chat = (
         ("telegram", settings.staff_chat_id) if settings.has_telegram else ("console", STAFF)
     )
@@ -159,7 +180,16 @@ async def run_channels(
     finally:
         for close in reversed(closers):
             await close()
-        await engine.dispose()
+
+
+async def _webhook_secret(
+    sessions: async_sessionmaker[AsyncSession], name: str, configured: SecretStr | None
+) -> str:
+    """The configured secret, else one generated on the first start and kept in the database:
+    the platform keeps the registered secret, so a restart must present the same one."""
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
+    return await stored_secret(sessions, name, lambda: secrets.token_urlsafe(32))
 
 
 async def _start_telegram(
@@ -199,10 +229,8 @@ async def _start_telegram(
     except TelegramError as exc:
         log.warning("setting the command menus failed: %s", type(exc).__name__)
     if settings.webhook_public_url:
-        secret = (
-            settings.telegram_webhook_secret.get_secret_value()
-            if settings.telegram_webhook_secret
-            else secrets.token_urlsafe(32)
+        secret = await _webhook_secret(
+            runtime.sessions, "telegram_webhook_secret", settings.telegram_webhook_secret
         )
         await application.bot.set_webhook(
             url=settings.webhook_public_url.rstrip("/") + TELEGRAM_PATH,
@@ -311,10 +339,8 @@ async def _start_zalo_bot(
     runtime.add_adapter(adapter)
     receive = adapter.wrap_receive(runtime.receive)
     if settings.webhook_public_url:
-        secret = (
-            settings.zalo_bot_webhook_secret.get_secret_value()
-            if settings.zalo_bot_webhook_secret
-            else secrets.token_urlsafe(32)
+        secret = await _webhook_secret(
+            runtime.sessions, "zalo_bot_webhook_secret", settings.zalo_bot_webhook_secret
         )
         route = make_zalo_bot_webhook_route(receive, secret)
         await client.set_webhook(settings.webhook_public_url.rstrip("/") + route.path, secret)
