@@ -82,6 +82,8 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
         urgent_ticket_reannounce_after=timedelta(hours=settings.urgent_ticket_reannounce_hours),
         flood_limit=settings.flood_limit,
         flood_window=timedelta(seconds=settings.flood_window_seconds),
+        inbox_keep=timedelta(days=settings.inbox_keep_days),
+        outbox_keep=timedelta(days=settings.outbox_keep_days),
         staff_channel=staff_channel,
         staff_chat_id=staff_chat_id,
         staff_admin_ids=frozenset(settings.staff_admin_ids),

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     urgent_ticket_reannounce_hours: float = Field(default=1, gt=0)
     flood_limit: int = Field(default=20, gt=0)
     flood_window_seconds: float = Field(default=60, gt=0)
+    inbox_keep_days: float = Field(default=7, gt=0)
+    outbox_keep_days: float = Field(default=30, gt=0)
 
     @field_validator("staff_admin_ids", mode="before")
     @classmethod

@@ -41,6 +41,8 @@ class ShopConfig:
     urgent_ticket_reannounce_after: timedelta = timedelta(hours=1)
     flood_limit: int = 20  # messages per customer …
     flood_window: timedelta = timedelta(seconds=60)  # … within this window
+    inbox_keep: timedelta = timedelta(days=7)  # processed inbox rows: the dedupe window
+    outbox_keep: timedelta = timedelta(days=30)  # sent rows that no edit/redaction needs
     catalog: Catalog = field(default_factory=Catalog)
 
 

@@ -170,6 +170,8 @@ async def _redact_staff_copies(
     notice = html.escape(t(config.default_language, "rights.staff.redacted"))
     seen: set[tuple[str, str, str]] = set()
     for row in rows:
+        # Redacted: no later edit or erasure needs it, so retention may drop it (untagged).
+        row.customer_id = row.tag = None
         key = (row.channel, row.chat_id, row.platform_message_id or "")
         if key in seen:
             continue  # edits of the same message share its platform id
@@ -178,7 +180,6 @@ async def _redact_staff_copies(
             channel=row.channel, chat_id=row.chat_id, text=notice, html=True, edit_of=row.id
         )
         await uow.outbox.add(message.channel, message.chat_id, message.to_json(), now)
-        row.customer_id = None
 
 
 async def purge_inactive(uow: UnitOfWork, config: ShopConfig, now: datetime) -> int:
