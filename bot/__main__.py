@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
 from storage.db import DatabaseUnavailable, describe_db_error
 from storage.lock import DatabaseLocked
 
@@ -55,16 +55,6 @@ def _parser() -> argparse.ArgumentParser:
         "print how many customers and drafts were erased.",
     )
     return parser
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would contain the token
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -122,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-        _setup_logging(verbose=args.command == "run" and settings.has_telegram)
+        setup_logging(verbose=args.command == "run" and settings.has_telegram)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "zalo-token":

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 from bot.channels.console import ConsoleAdapter, ConsoleChat
 from bot.config import ConfigError, Settings
 from bot.runtime import Runtime
-from bot.web import TELEGRAM_PATH, build_app, serve, telegram_route
+from bot.web import TELEGRAM_PATH, WebLimits, build_app, serve, telegram_route
 from handlers.context import ShopConfig
 from handlers.messages import STAFF
 from handlers.orders.catalog import Catalog, CatalogError
@@ -161,9 +161,19 @@ async def _run_channels(
             await _start_zalo_bot(settings, runtime, background, routes, closers)
         server: asyncio.Task[None] | None = None
         if routes:
-            app = build_app(routes)
+            limits = WebLimits(
+                max_connections=settings.webhook_max_connections,
+                header_timeout=settings.webhook_header_timeout_seconds,
+                body_timeout=settings.webhook_body_timeout_seconds,
+            )
             server = asyncio.create_task(
-                serve(app, settings.webhook_host, settings.webhook_port, stop)
+                serve(
+                    build_app(routes, limits),
+                    settings.webhook_host,
+                    settings.webhook_port,
+                    stop,
+                    limits,
+                )
             )
             log.info("webhook server on %s:%s", settings.webhook_host, settings.webhook_port)
         runtime.start()

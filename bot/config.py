@@ -46,8 +46,11 @@ class Settings(BaseSettings):
     zalo_bot_api_base_url: str = "https://bot-api.zaloplatforms.com"
     zalo_bot_webhook_secret: SecretStr | None = None
 
-    webhook_host: str = "0.0.0.0"
+    webhook_host: str = "127.0.0.1"  # behind a reverse proxy (TLS); 0.0.0.0 to expose it
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_max_connections: int = Field(default=256, ge=4)
+    webhook_header_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_body_timeout_seconds: float = Field(default=10, gt=0)
     webhook_public_url: str = ""
     telegram_webhook_secret: SecretStr | None = None
 
