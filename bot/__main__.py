@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -85,10 +86,14 @@ async def _purge(settings: Settings) -> None:
 
 async def _zalo_token(settings: Settings, refresh_token: str) -> None:
     from bot.app import open_database
-    from bot.zalo.store import DatabaseTokenStore
+    from bot.zalo.store import DatabaseTokenStore, TokenKeyError, token_cipher
 
     async with open_database(settings) as (_engine, sessions):
-        await DatabaseTokenStore(sessions).seed("", refresh_token.strip(), force=True)
+        try:
+            store = DatabaseTokenStore(sessions, token_cipher(settings))
+        except TokenKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        await store.seed("", refresh_token.strip(), force=True)
     print("Zalo OA refresh token stored; the bot refreshes the access token on its next send.")
 
 
@@ -110,6 +115,7 @@ async def _run(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    os.umask(0o077)  # everything the bot creates (database, WAL, exports) is its own
     try:
         settings = load_settings()
         setup_logging(verbose=args.command == "run" and settings.has_telegram)

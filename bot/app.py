@@ -24,7 +24,7 @@ from bot.web import TELEGRAM_PATH, WebLimits, build_app, serve, telegram_route
 from handlers.context import ShopConfig
 from handlers.messages import STAFF
 from handlers.orders.catalog import Catalog, CatalogError
-from storage.db import create_engine, migrate_to_head, session_factory
+from storage.db import DatabaseUnavailable, create_engine, migrate_to_head, session_factory
 from storage.lock import acquire_owner_lock
 from storage.secrets import stored_secret
 
@@ -43,6 +43,7 @@ async def open_database(
     the first one's pid, before any platform is called), create the data folder and database
     if needed, upgrade the schema; the lock is held until the block ends."""
     url = settings.resolved_database_url
+    private_folder(settings.data_dir)
     engine = create_engine(url)
     try:
         lock = await acquire_owner_lock(engine, url)
@@ -57,6 +58,27 @@ async def open_database(
     finally:
         await engine.dispose()
         await lock.release()
+
+
+def private_folder(path: Path) -> None:
+    """The data folder (database, exports) is the bot's alone: created 0700, and closed to
+    others if an earlier version left it readable by them."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if (mode := path.stat().st_mode) & 0o077:
+            path.chmod(mode & 0o700)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"Cannot create the data folder {path}: {exc.strerror}") from None
+
+
+def console_adapter(settings: Settings, user_id: str) -> ConsoleAdapter:
+    adapter = ConsoleAdapter(
+        user_id=user_id,
+        files_dir=settings.data_dir / "files",
+        files_keep=timedelta(minutes=settings.files_keep_minutes),
+    )
+    adapter.remove_expired_files()
+    return adapter
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -98,7 +120,7 @@ async def run_console(
 ) -> None:
     async with open_database(settings) as (_engine, sessions):
         runtime = Runtime(sessions, shop_config(settings, "console", STAFF))
-        adapter = ConsoleAdapter(user_id=user_id, files_dir=settings.data_dir / "files")
+        adapter = console_adapter(settings, user_id)
         runtime.add_adapter(adapter)
         runtime.start()
         await runtime.resume_pending()
@@ -146,7 +168,7 @@ async def _run_channels(
         if settings.has_telegram:
             await _start_telegram(settings, runtime, stop, background, routes, closers)
         else:  # staff work in this terminal: "@staff …" lines, "[staff] …" output
-            console = ConsoleAdapter(user_id="", files_dir=settings.data_dir / "files")
+            console = console_adapter(settings, "")
             runtime.add_adapter(console)
             staff_user = (
                 settings.staff_admin_ids[0] if settings.staff_admin_ids else "console-staff"
@@ -278,20 +300,23 @@ async def _start_zalo_oa(
 
     from bot.channels.zalo_oa import ZaloOAAdapter
     from bot.zalo.oa_client import ZaloOAClient
-    from bot.zalo.store import DatabaseTokenStore
+    from bot.zalo.store import DatabaseTokenStore, TokenKeyError, token_cipher
     from bot.zalo.tokens import ZaloTokenManager
     from bot.zalo.webhook import Unfollow, make_zalo_routes
 
     assert settings.zalo_app_secret is not None and settings.zalo_oa_secret_key is not None
-    store = DatabaseTokenStore(sessions)
     access = settings.zalo_access_token.get_secret_value() if settings.zalo_access_token else ""
     refresh = settings.zalo_refresh_token.get_secret_value() if settings.zalo_refresh_token else ""
-    if refresh and await store.seed(access, refresh):
-        log.info("zalo oa: token pair seeded from the settings")
-    elif await store.load() is None:
-        raise ConfigError(
-            "Configuration error: ZALO_REFRESH_TOKEN: needed once to seed the Zalo OA tokens"
-        )
+    try:
+        store = DatabaseTokenStore(sessions, token_cipher(settings))
+        if refresh and await store.seed(access, refresh):
+            log.info("zalo oa: token pair seeded from the settings")
+        elif await store.load() is None:
+            raise ConfigError(
+                "Configuration error: ZALO_REFRESH_TOKEN: needed once to seed the Zalo OA tokens"
+            )
+    except TokenKeyError as exc:
+        raise ConfigError(str(exc)) from None
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
     closers.append(http.aclose)
 

@@ -168,7 +168,7 @@ class Runtime:
         A handler's own failure marks the row done and apologises to the customer; a
         transient database error is raised instead (the row stays pending, nothing is sent).
         """
-        checkpoint = False
+        after_commit: list[str] = []
         async with UnitOfWork(self.sessions) as uow:
             event = await uow.inbox.next_pending(*key)
             if event is None:
@@ -180,7 +180,7 @@ class Runtime:
                 ctx = await dispatch(uow, inbound, self.config, now)
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
-                checkpoint = "checkpoint" in ctx.after_commit
+                after_commit = ctx.after_commit
             except Exception as exc:  # keep the process running; the draft is untouched
                 await uow.session.rollback()
                 if is_transient_db_error(exc):
@@ -189,7 +189,12 @@ class Runtime:
                     "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
                 )
                 await self._apologize(event_id, inbound, type(exc).__name__)
-        if checkpoint:
+        if "chat_erased" in after_commit:
+            # Adapters that keep copies outside the database (the console's files) drop them.
+            chat_erased = getattr(self.adapters.get(key[0]), "chat_erased", None)
+            if chat_erased is not None:
+                chat_erased(key[1])
+        if "checkpoint" in after_commit:
             try:
                 await self.checkpoint()
             except Exception as exc:  # the message is handled; the next checkpoint catches up

@@ -6,6 +6,8 @@ DATABASE_URL. The bot upgrades the schema itself at start (`migrate_to_head`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -44,11 +46,22 @@ def sqlite_path(url: str) -> Path | None:
     return None if parsed.database == ":memory:" else Path(parsed.database)
 
 
+def _private_file(path: Path) -> None:
+    """The database file 0600 (SQLite gives its -wal and -shm files the same mode): created
+    so before SQLite opens it, or closed to others if an earlier version left it readable."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    elif (mode := path.stat().st_mode) & 0o077:
+        with contextlib.suppress(PermissionError):  # not ours: leave it to its owner
+            path.chmod(mode & 0o700)  # others lose access; the owner keeps what they had
+
+
 def create_engine(url: str) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_file(path)
         except OSError as exc:
             raise DatabaseUnavailable(
                 f"Cannot create the data folder {path.parent}: {exc.strerror}"

@@ -279,7 +279,7 @@ async def _delete(ctx: Context) -> None:
     reference = await erase_customer(ctx.uow, ctx.config, ctx.customer, ctx.now, ctx.actor)
     ctx.customer = None
     ctx.state = None
-    ctx.after_commit.append("checkpoint")
+    ctx.after_commit += ["checkpoint", "chat_erased"]  # WAL, and files kept by the adapter
     await ctx.reply(ctx.tr("rights.delete.done", reference=reference))
 
 
