@@ -22,7 +22,9 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-BUSY_TIMEOUT_MS = 5000
+# One process owns the database, so lock waits come only from its own short transactions;
+# on a starved CPU they can take seconds, and waiting beats failing a platform delivery.
+BUSY_TIMEOUT_MS = 30000
 
 
 class DatabaseUnavailable(Exception):
