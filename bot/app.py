@@ -259,7 +259,7 @@ async def _start_telegram(
         application, adapter, runtime.receive, settings.staff_chat_id, runtime.is_busy
     )
     try:
-        await tg.set_command_menus(application, settings.staff_chat_id)
+        await tg.set_command_menus(application, runtime.app, settings.staff_chat_id)
     except TelegramError as exc:
         log.warning("setting the command menus failed: %s", type(exc).__name__)
     if settings.webhook_public_url:

@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import handlers.flows  # noqa: F401  (registers every flow on the router)
 from bot.channels.base import ChannelAdapter
-from handlers.context import ShopConfig, staff_notice
+from handlers import composition
+from handlers.context import AfterCommit, ShopConfig, staff_notice
 from handlers.dispatcher import dispatch
 from handlers.i18n import pick_language, t
 from handlers.maintenance import run_maintenance
@@ -38,6 +38,7 @@ from handlers.messages import (
     TemporarySendError,
     normalize_text,
 )
+from handlers.router import Composition
 from storage.db import db_error_cause, is_transient_db_error
 from storage.models import ChannelIdentity, OutboxMessage
 from storage.repositories import UnitOfWork, store_inbound
@@ -69,9 +70,11 @@ class Runtime:
         config: ShopConfig,
         clock: Clock = utc_now,
         delivery: DeliveryPolicy | None = None,
+        app: Composition | None = None,
     ) -> None:
         self.sessions = sessions
         self.config = config
+        self.app = app or composition.build()
         self.clock = clock
         self.delivery = delivery or DeliveryPolicy()
         self.adapters: dict[str, ChannelAdapter] = {}
@@ -168,7 +171,7 @@ class Runtime:
         A handler's own failure marks the row done and apologises to the customer; a
         transient database error is raised instead (the row stays pending, nothing is sent).
         """
-        after_commit: list[str] = []
+        after_commit: set[AfterCommit] = set()
         async with UnitOfWork(self.sessions) as uow:
             event = await uow.inbox.next_pending(*key)
             if event is None:
@@ -177,7 +180,7 @@ class Runtime:
             inbound = Inbound.from_json(event.payload)
             now = self.clock()
             try:
-                ctx = await dispatch(uow, inbound, self.config, now)
+                ctx = await dispatch(uow, inbound, self.config, now, self.app)
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
                 after_commit = ctx.after_commit
@@ -189,12 +192,12 @@ class Runtime:
                     "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
                 )
                 await self._apologize(event_id, inbound, type(exc).__name__)
-        if "chat_erased" in after_commit:
+        if AfterCommit.CHAT_ERASED in after_commit:
             # Adapters that keep copies outside the database (the console's files) drop them.
             chat_erased = getattr(self.adapters.get(key[0]), "chat_erased", None)
             if chat_erased is not None:
                 chat_erased(key[1])
-        if "checkpoint" in after_commit:
+        if AfterCommit.CHECKPOINT_WAL in after_commit:
             try:
                 await self.checkpoint()
             except Exception as exc:  # the message is handled; the next checkpoint catches up
@@ -249,7 +252,7 @@ class Runtime:
     async def maintain(self) -> dict[str, int]:
         """Drafts expiry, retention purge and other periodic work, in one transaction."""
         async with UnitOfWork(self.sessions) as uow:
-            counts = await run_maintenance(uow, self.config, self.clock())
+            counts = await run_maintenance(uow, self.app, self.config, self.clock())
             await uow.commit()
         if counts.get("retention_erased"):
             await self.checkpoint()

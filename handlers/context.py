@@ -3,17 +3,23 @@ and the ways to answer (everything sent goes to the outbox in the same transacti
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import html
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from handlers.errors import InvalidInput
 from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
 from handlers.messages import STAFF, Button, Document, Inbound, Outbound
 from handlers.orders.catalog import Catalog
+from handlers.payloads import Payload
 from storage.models import ConversationState, Customer
 from storage.repositories import UnitOfWork
+
+if TYPE_CHECKING:
+    from handlers.router import Composition
 
 CONSENT_PURPOSE = "order_processing"
 
@@ -49,6 +55,13 @@ class ShopConfig:
 ButtonRows = tuple[tuple[Button, ...], ...]
 
 
+class AfterCommit(enum.Enum):
+    """Work the runtime does once the handler's transaction has committed."""
+
+    CHECKPOINT_WAL = "checkpoint"  # fold erased data out of the SQLite WAL (see erasure)
+    CHAT_ERASED = "chat_erased"  # adapters drop what they keep outside the database (files)
+
+
 async def staff_notice(
     uow: UnitOfWork, config: ShopConfig, now: datetime, key: str, **params: object
 ) -> None:
@@ -65,11 +78,11 @@ class Context:
     inbound: Inbound
     config: ShopConfig
     now: datetime
+    app: Composition
     customer: Customer | None = None
     state: ConversationState | None = None
     sent: list[Outbound] = field(default_factory=list)
-    # Work the runtime does after the commit, e.g. truncating the SQLite WAL after an erasure.
-    after_commit: list[str] = field(default_factory=list)
+    after_commit: set[AfterCommit] = field(default_factory=set)
 
     # ---- language -------------------------------------------------------------------------
     @property
@@ -84,11 +97,16 @@ class Context:
         """A staff-chat line (HTML-escaped, staff language), values filled in before escaping."""
         return html.escape(t(self.config.default_language, key, **params))
 
-    def button(self, key: str, payload: str, **params: object) -> Button:
-        return Button(self.tr(key, **params), payload)
+    def button(self, key: str, payload: Payload, **params: object) -> Button:
+        return Button(self.tr(key, **params), payload.pack())
 
     def error_text(self, error: InvalidInput) -> str:
         return self.tr(error.key, **error.params)
+
+    async def show_menu(self, intro: str) -> None:
+        """`intro` followed by the main menu (every feature's menu items, in order)."""
+        rows = tuple((self.button(item.label_key, item.payload),) for item in self.app.menu)
+        await self.reply(intro, rows)
 
     # ---- who ------------------------------------------------------------------------------
     @property

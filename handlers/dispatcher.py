@@ -1,7 +1,9 @@
 """Route one inbound inside one unit of work (DESIGN.md, "the flow of one message", step 3).
 
-Order of precedence: staff chat → staff routes; a locked customer → only data rights;
-`/cancel`; engine buttons; other buttons; commands; the active flow step; free text.
+Order of precedence: staff chat → staff routes; inbound filters (flood control); a locked
+customer → only data rights; `/cancel`; engine buttons; other buttons; commands; the active
+flow step; free text (the composition's text handlers, in order) → the fallback menu.
+The routes themselves come from the `Composition` (handlers/composition.py).
 """
 
 from __future__ import annotations
@@ -12,24 +14,27 @@ from datetime import datetime
 from handlers import engine
 from handlers.context import Context, ShopConfig
 from handlers.messages import Inbound
-from handlers.router import Route, router
-from handlers.support import abuse
+from handlers.payloads import prefix_of
+from handlers.router import Composition, Route
 from storage.models import ChannelIdentity, Customer
 from storage.repositories import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-async def dispatch(uow: UnitOfWork, inbound: Inbound, config: ShopConfig, now: datetime) -> Context:
+async def dispatch(
+    uow: UnitOfWork, inbound: Inbound, config: ShopConfig, now: datetime, app: Composition
+) -> Context:
     """Handle `inbound`; everything it sends is in the outbox when the caller commits."""
-    ctx = Context(uow=uow, inbound=inbound, config=config, now=now)
+    ctx = Context(uow=uow, inbound=inbound, config=config, now=now, app=app)
     if inbound.from_staff_chat:
         await _dispatch_staff(ctx)
         return ctx
 
     ctx.customer = await _customer_for(ctx)
-    if not await abuse.allow(ctx):  # flood control: one notice, then silence
-        return ctx
+    for allowed in app.inbound_filters:  # e.g. flood control: one notice, then silence
+        if not await allowed(ctx):
+            return ctx
     ctx.state = await uow.states.get(inbound.channel, inbound.chat_id)
     if ctx.state is not None and ctx.state.expires_at <= now:
         await engine.finish(ctx)  # abandoned draft: its data goes with it
@@ -45,9 +50,10 @@ async def dispatch(uow: UnitOfWork, inbound: Inbound, config: ShopConfig, now: d
         return ctx
 
     flow = engine.active_flow(ctx)
-    if inbound.command == "cancel" or (inbound.payload == "f:cancel" and flow is None):
+    flow_button = engine.FlowButton.unpack(inbound.payload) if inbound.payload else None
+    if inbound.command == "cancel" or (flow_button and flow_button.action == "cancel" and not flow):
         await engine.cancel_flow(ctx)
-    elif inbound.payload and inbound.payload.startswith("f:"):
+    elif flow_button is not None:
         if flow is not None:
             await engine.handle_input(ctx, flow)
         else:
@@ -76,10 +82,11 @@ def _route_for(ctx: Context) -> Route | None:
     inbound = ctx.inbound
     if inbound.command == "cancel":
         return None  # /cancel belongs to the engine, whatever staff commands are named
+    app = ctx.app
     if inbound.payload:
-        return router.find_payload(inbound.payload)
+        return app.find_payload(inbound.payload)
     if inbound.command:
-        return router.commands.get(inbound.command) or router.staff_commands.get(inbound.command)
+        return app.commands.get(inbound.command) or app.staff_commands.get(inbound.command)
     return None
 
 
@@ -87,7 +94,7 @@ def _what(inbound: Inbound) -> str:
     """What was attempted, for the audit log: a command name or payload prefix, no content."""
     if inbound.command:
         return f"/{inbound.command[:32]}"
-    return (inbound.payload or "").split(":", 1)[0][:32]
+    return prefix_of(inbound.payload or "")
 
 
 def _is_empty(inbound: Inbound) -> bool:
@@ -124,10 +131,27 @@ async def _refuse_locked(ctx: Context) -> None:
     await ctx.audit("locked_message_dropped")
 
 
+async def _run_route(ctx: Context, route: Route) -> None:
+    """Call a command handler, or a button handler with its parsed payload. A payload that
+    does not parse (forged, stale, from an older version) is refused politely."""
+    if route.kind is None or ctx.inbound.payload is None:
+        await route.handler(ctx)
+        return
+    payload = route.kind.unpack(ctx.inbound.payload)
+    if payload is None:
+        await ctx.audit("refused", detail=f"bad-payload:{_what(ctx.inbound)}")
+        if ctx.inbound.from_staff_chat:
+            await ctx.to_staff(ctx.staff_text(route.refused_key or "staff.stale_button"))
+        else:
+            await ctx.reply(ctx.tr(route.refused_key or "flow.stale_button"))
+        return
+    await route.handler(ctx, payload)
+
+
 async def _run_beside_flow(ctx: Context, route: Route) -> None:
     """Run a command or button; if a flow was active and untouched, re-ask its question."""
     before = (ctx.state, ctx.state.step if ctx.state else None)
-    await route.handler(ctx)
+    await _run_route(ctx, route)
     if ctx.state is not None and (ctx.state, ctx.state.step) == before:
         await _remind_flow(ctx)
 
@@ -140,39 +164,30 @@ async def _remind_flow(ctx: Context) -> None:
 
 
 async def _free_text(ctx: Context) -> None:
-    for handler in router.text_handlers:
-        count = len(ctx.sent)
-        await handler(ctx)
-        if len(ctx.sent) > count:
+    for handler in ctx.app.text_handlers:
+        if await handler(ctx):
             return
-    await show_menu(ctx, ctx.tr("core.fallback"))
-
-
-async def show_menu(ctx: Context, intro: str) -> None:
-    rows = tuple((ctx.button(item.label_key, item.payload),) for item in router.menu)
-    await ctx.reply(intro, rows)
+    await ctx.show_menu(ctx.tr("core.fallback"))
 
 
 async def _dispatch_staff(ctx: Context) -> None:
     inbound = ctx.inbound
     route: Route | None = None
     if inbound.payload:
-        route = router.find_payload(inbound.payload)
+        route = ctx.app.find_payload(inbound.payload)
     elif inbound.command:
-        route = router.staff_commands.get(inbound.command)
+        route = ctx.app.staff_commands.get(inbound.command)
     if route is not None and (route.staff or route.everywhere):
         if route.admin and not ctx.is_admin:
             await ctx.audit("refused", detail=f"admin-only:{_what(inbound)}")
             await ctx.to_staff(ctx.tr("staff.admin_only"))
             return
-        await route.handler(ctx)
+        await _run_route(ctx, route)
         return
     if inbound.command or inbound.payload:
         await ctx.to_staff(ctx.tr("staff.unknown_command"))
         return
-    for handler in router.staff_text_handlers:
-        count = len(ctx.sent)
-        await handler(ctx)
-        if len(ctx.sent) > count:
+    for handler in ctx.app.staff_text_handlers:
+        if await handler(ctx):
             return
     # Ordinary chatter among staff: the bot stays quiet.

@@ -11,30 +11,67 @@ value or raises `InvalidInput`, and flags. The engine provides, for every flow:
 - an offer to reuse the saved profile ("dùng thông tin đã lưu") for returning customers,
 - persistence of flow, step and draft in `conversation_states`, with expiry.
 
-Payloads of engine buttons start with "f:"; they are checked against the current state, so
-a stale button from an older message only gets a polite note.
+Engine buttons carry a `FlowButton` payload ("f:<action>[:<arg>]"); they are checked against
+the current state, so a stale button from an older message only gets a polite note. A flow's
+position and draft are a typed `Draft`, stored as JSON in `conversation_states.data`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
+from handlers.buttons import FlowButton
 from handlers.context import ButtonRows, Context
 from handlers.errors import InvalidInput
+from handlers.i18n import LANGUAGES, t
 from handlers.messages import Attachment, Button, Contact
 from handlers.text import fold
+from handlers.words import (
+    BACK_WORDS,
+    CANCEL_WORDS,
+    CONFIRM_WORDS,
+    DONE_WORDS,
+    NEW_WORDS,
+    SAVED_WORDS,
+    answer_words,
+    interrupt_of,
+    is_chatter,
+    is_skip,
+    looks_like_question,
+)
 from storage.models import ConversationState
 
-REVIEW = "_review"
-SAVED = "_saved"
+Phase = Literal["step", "review", "saved"]
 
-BACK_WORDS = frozenset({"back", "quay lai", "tro lai", "lui lai", "lui"})
-SKIP_WORDS = frozenset({"skip", "bo qua", "bq", "khong co", "ko co", "k co", "khong", "ko"})
-DONE_WORDS = frozenset({"done", "xong", "het", "ok", "xong roi", "het roi", "du roi"})
-CONFIRM_WORDS = frozenset({"confirm", "xac nhan", "ok", "dong y", "dung", "dung roi", "yes", "co"})
+
+@dataclass
+class Draft:
+    """Where a flow stands and what the customer has answered so far."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    phase: Phase = "step"  # asking `state.step`, showing the review, or offering saved details
+    editing: bool = False  # a review edit: go back to the review after this step
+    saved: dict[str, Any] = field(default_factory=dict)  # the saved profile on offer
+    # Answers taken from what the customer already said, offered for confirmation at their step.
+    suggested: dict[str, str] = field(default_factory=dict)
+    confirming_cancel: bool = False  # a typed "hủy" with answers given: asked whether to drop
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> Draft:
+        phase = data.get("phase")
+        return cls(
+            values=dict(data.get("values") or {}),
+            phase=phase if phase in ("step", "review", "saved") else "step",
+            editing=bool(data.get("editing")),
+            saved=dict(data.get("saved") or {}),
+            suggested=dict(data.get("suggested") or {}),
+            confirming_cancel=bool(data.get("confirming_cancel")),
+        )
+
+
 _EDIT_TYPED = re.compile(r"^(?:sua|edit|doi|chinh)\s*(?:muc|field|so)?\s*(\d{1,2})$")
 
 
@@ -63,6 +100,8 @@ class Step:
     # Answer buttons: (label catalog id, value); a press is parsed as if the value were typed.
     choices: tuple[tuple[str, str], ...] = ()
     show: Callable[[Context, Any], str] | None = None  # how the review screen shows the value
+    # Other folded names customers use for this field at the review ("sửa sđt", "đổi đ/c").
+    aliases: tuple[str, ...] = ()
 
 
 CompleteHandler = Callable[[Context, dict[str, Any]], Awaitable[None]]
@@ -86,37 +125,59 @@ class Flow:
         return next(i for i, s in enumerate(self.steps) if s.name == name)
 
 
-FLOWS: dict[str, Flow] = {}
-
-
-def register(flow: Flow) -> Flow:
-    FLOWS[flow.name] = flow
-    return flow
-
-
 # ---- state helpers -------------------------------------------------------------------------
 
 
-def _values(ctx: Context) -> dict[str, Any]:
+def position(state: ConversationState) -> str:
+    """Where a conversation stands: the step being asked, "review" or "saved" (the offer to
+    reuse saved details)."""
+    phase = Draft.load(state.data).phase
+    return state.step if phase == "step" else phase
+
+
+def draft(ctx: Context) -> Draft:
     assert ctx.state is not None
-    return dict(ctx.state.data.get("values", {}))
+    return Draft.load(ctx.state.data)
 
 
-def _save(ctx: Context, step: str, values: dict[str, Any], **extra: Any) -> None:
+def _values(ctx: Context) -> dict[str, Any]:
+    return draft(ctx).values
+
+
+def _save(
+    ctx: Context,
+    step: str,
+    values: dict[str, Any],
+    *,
+    phase: Phase = "step",
+    editing: bool | None = None,
+    saved: dict[str, Any] | None = None,
+    suggested: dict[str, str] | None = None,
+) -> None:
     """Persist flow position and draft; every save pushes the expiry forward."""
     assert ctx.state is not None
-    data = {"values": values, **{k: v for k, v in ctx.state.data.items() if k != "values"}}
-    data.update(extra)
+    current = draft(ctx)
+    new = Draft(
+        values=values,
+        phase=phase,
+        editing=current.editing if editing is None else editing,
+        saved=current.saved if saved is None else saved,
+        suggested=current.suggested if suggested is None else suggested,
+    )
     ctx.state.step = step
-    ctx.state.data = data
+    ctx.state.data = asdict(new)
     ctx.state.updated_at = ctx.now
     ctx.state.expires_at = ctx.now + ctx.config.draft_ttl
 
 
 async def begin(
-    ctx: Context, flow: Flow, values: dict[str, Any] | None = None, **extra: Any
+    ctx: Context,
+    flow: Flow,
+    values: dict[str, Any] | None = None,
+    suggested: dict[str, str] | None = None,
 ) -> None:
-    """Start `flow` in this conversation, replacing any previous state."""
+    """Start `flow`, replacing any previous state; `values` are answered already, `suggested`
+    answers are offered for confirmation when their step comes."""
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
         await ctx.uow.session.flush()
@@ -134,10 +195,10 @@ async def begin(
     values = dict(values or {})
     saved = _saved_profile(ctx, flow, values)
     if saved:
-        _save(ctx, SAVED, values, saved=saved, **extra)
+        _save(ctx, flow.steps[0].name, values, phase="saved", saved=saved, suggested=suggested)
         await _offer_saved(ctx, flow, saved)
         return
-    _save(ctx, "", values, **extra)
+    _save(ctx, flow.steps[0].name, values, suggested=suggested)
     await _advance(ctx, flow, values)
 
 
@@ -154,7 +215,7 @@ async def cancel_flow(ctx: Context) -> None:
 
 
 def active_flow(ctx: Context) -> Flow | None:
-    return FLOWS.get(ctx.state.flow) if ctx.state is not None else None
+    return ctx.app.flows.get(ctx.state.flow) if ctx.state is not None else None
 
 
 # ---- prompting -----------------------------------------------------------------------------
@@ -169,6 +230,8 @@ def _saved_profile(ctx: Context, flow: Flow, values: dict[str, Any]) -> dict[str
             value = getattr(ctx.customer, step.profile_field, None)
             if value:
                 saved[step.name] = value
+            elif value == "" and step.optional:  # they told us they have none: remembered
+                saved[step.name] = None
     return saved
 
 
@@ -178,8 +241,8 @@ async def _offer_saved(ctx: Context, flow: Flow, saved: dict[str, Any]) -> None:
         if step.name in saved:
             lines.append(f"• {ctx.tr(step.label)}: {_show(ctx, step, saved[step.name])}")
     buttons = (
-        (ctx.button("flow.btn.use_saved", "f:saved"),),
-        (ctx.button("flow.btn.enter_new", "f:new"),),
+        (ctx.button("flow.btn.use_saved", FlowButton("saved")),),
+        (ctx.button("flow.btn.enter_new", FlowButton("new")),),
     )
     await ctx.reply("\n".join(lines), buttons)
 
@@ -195,28 +258,38 @@ def _show(ctx: Context, step: Step, value: Any) -> str:
 
 
 def _step_buttons(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) -> ButtonRows:
-    choices = tuple((ctx.button(label, f"f:pick:{value}"),) for label, value in step.choices)
+    choices = tuple(
+        (ctx.button(label, FlowButton("pick", value)),) for label, value in step.choices
+    )
     row: list[Button] = []
+    skip = FlowButton("skip")
     if step.collect_max:
-        row.append(
-            ctx.button("flow.btn.done" if values.get(step.name) else "flow.btn.skip", "f:skip")
-        )
+        row.append(ctx.button("flow.btn.done" if values.get(step.name) else "flow.btn.skip", skip))
     elif step.optional:
-        row.append(ctx.button("flow.btn.skip", "f:skip"))
+        row.append(ctx.button("flow.btn.skip", skip))
     if flow.index(step.name) > 0:
-        row.append(ctx.button("flow.btn.back", "f:back"))
-    row.append(ctx.button("flow.btn.cancel", "f:cancel"))
+        row.append(ctx.button("flow.btn.back", FlowButton("back")))
+    row.append(ctx.button("flow.btn.cancel", FlowButton("cancel")))
     return (*choices, tuple(row))
 
 
 async def prompt(ctx: Context, flow: Flow, step: Step, prefix: str = "") -> None:
-    values = _values(ctx)
-    text = ctx.tr(step.prompt, **flow.prompt_params(ctx, values))
+    current = draft(ctx)
+    text = ctx.tr(step.prompt, **flow.prompt_params(ctx, current.values))
+    buttons = _step_buttons(ctx, flow, step, current.values)
+    suggestion = current.suggested.get(step.name)
+    if suggestion:  # what they said already, offered for a one-tap confirmation
+        text += "\n\n" + ctx.tr("flow.suggested", value=suggestion)
+        buttons = ((ctx.button("flow.btn.keep", FlowButton("keep")),), *buttons)
     await ctx.reply(
-        f"{prefix}\n\n{text}" if prefix else text,
-        _step_buttons(ctx, flow, step, values),
-        ask_contact=step.ask_contact,
+        f"{prefix}\n\n{text}" if prefix else text, buttons, ask_contact=step.ask_contact
     )
+
+
+def _field_name(ctx: Context, step: Step) -> str:
+    """A field's label as it reads inside a sentence ("Sửa địa chỉ")."""
+    label = ctx.tr(step.label)
+    return label[:1].lower() + label[1:]
 
 
 async def show_review(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
@@ -225,12 +298,13 @@ async def show_review(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
         lines.append(f"{number}. {ctx.tr(step.label)}: {_show(ctx, step, values.get(step.name))}")
     lines += ["", ctx.tr("flow.review_hint")]
     edit_buttons = tuple(
-        ctx.button("flow.btn.edit_n", f"f:edit:{n}", n=n) for n in range(1, len(flow.steps) + 1)
+        ctx.button("flow.btn.edit_field", FlowButton("edit", str(n)), field=_field_name(ctx, step))
+        for n, step in enumerate(flow.steps, start=1)
     )
     rows: ButtonRows = (
-        (ctx.button("flow.btn.confirm", "f:ok"),),
-        *(edit_buttons[i : i + 4] for i in range(0, len(edit_buttons), 4)),
-        (ctx.button("flow.btn.cancel", "f:cancel"),),
+        (ctx.button("flow.btn.confirm", FlowButton("ok")),),
+        *(edit_buttons[i : i + 2] for i in range(0, len(edit_buttons), 2)),
+        (ctx.button("flow.btn.cancel", FlowButton("cancel")),),
     )
     await ctx.reply("\n".join(lines), rows, remove_keyboard=True)
 
@@ -240,8 +314,8 @@ async def _advance(
 ) -> None:
     """Go to the first unanswered step after `after` (or the review when all are done)."""
     assert ctx.state is not None
-    if ctx.state.data.get("editing"):
-        _save(ctx, REVIEW, values, editing=False)
+    if draft(ctx).editing:
+        _save(ctx, ctx.state.step, values, phase="review", editing=False)
         await show_review(ctx, flow, values)
         return
     start = flow.index(after) + 1 if after else 0
@@ -251,66 +325,168 @@ async def _advance(
             await prompt(ctx, flow, step)
             return
     if flow.review:
-        _save(ctx, REVIEW, values)
+        _save(ctx, flow.steps[-1].name, values, phase="review")
         await show_review(ctx, flow, values)
     else:
         await _complete(ctx, flow, values)
 
 
 async def _complete(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
-    extra = {k: v for k, v in (ctx.state.data if ctx.state else {}).items() if k != "values"}
     await finish(ctx)
-    await flow.on_complete(ctx, {**extra.get("context", {}), **values})
+    await flow.on_complete(ctx, values)
 
 
 # ---- input ---------------------------------------------------------------------------------
 
+_EDIT_VERB = re.compile(r"\b(?:sua|doi|chinh|chinh sua|thay|thay doi|edit|change|update|fix)\b")
+_RESUME_WORDS = frozenset(
+    {"tiep tuc", "tiep", "khong", "ko", "k", "no", "continue", "ko tiep tuc", "khong tiep tuc"}
+)
+
+
+def _pressed(
+    ctx: Context, flow: Flow, step: Step | None, values: dict[str, Any]
+) -> FlowButton | None:
+    """The engine button pressed — or typed as its label or choice (reply keyboards,
+    numbered channels, people who type instead of tapping). A payload that is not a valid
+    engine button counts as a stale one."""
+    inbound = ctx.inbound
+    if inbound.payload:
+        return FlowButton.unpack(inbound.payload)
+    if step is None:
+        return None
+    labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
+    raw = labels.get(inbound.text.strip())
+    if raw is not None:
+        return FlowButton.unpack(raw)
+    typed = answer_words(inbound.text)
+    for label, value in step.choices:
+        if typed in (fold(ctx.tr(label)), fold(value)):
+            return FlowButton("pick", value)
+    return None
+
+
+def _edit_target(ctx: Context, flow: Flow, typed: str) -> int | None:
+    """The field number of "sửa 3", "sửa địa chỉ", "thôi em đổi địa chỉ khác nhé"."""
+    if match := _EDIT_TYPED.match(typed):
+        return int(match.group(1))
+    if not _EDIT_VERB.search(typed):
+        return None
+    padded = f" {typed} "
+    for number, step in enumerate(flow.steps, start=1):
+        names = {fold(t(lang, step.label)) for lang in LANGUAGES} | set(step.aliases)
+        if any(f" {name} " in padded for name in names):
+            return number
+    return None
+
+
+def _has_answers(flow: Flow, values: dict[str, Any]) -> bool:
+    return any(step.name in values for step in flow.steps)
+
+
+async def _interrupt(ctx: Context, flow: Flow, current: Draft) -> bool:
+    """Typed cancel / menu / help words, as if their buttons were pressed (back is the
+    step's own business). True when handled."""
+    interrupt = interrupt_of(ctx.inbound.text)
+    if interrupt == "cancel":
+        if _has_answers(flow, current.values):
+            assert ctx.state is not None
+            ctx.state.data = {**ctx.state.data, "confirming_cancel": True}
+            buttons = (
+                (ctx.button("flow.btn.cancel_confirm", FlowButton("cancel")),),
+                (ctx.button("flow.btn.resume", FlowButton("resume")),),
+            )
+            await ctx.reply(ctx.tr("flow.cancel_ask"), buttons)
+        else:
+            await cancel_flow(ctx)
+        return True
+    if interrupt == "menu":
+        await ctx.show_menu(ctx.tr("core.menu_intro"))
+        await ctx.reply(ctx.tr("flow.reminder"))
+        await repeat_current(ctx, flow)
+        return True
+    if interrupt == "help":
+        await ctx.reply(ctx.tr("flow.help"))
+        await repeat_current(ctx, flow)
+        return True
+    return False
+
+
+async def _interjected(ctx: Context) -> bool:
+    """A question, greeting or report in the middle of a step: answered (by the feature that
+    knows the answer, else politely here) instead of being taken as the step's answer."""
+    for interject in ctx.app.interjections:
+        if await interject(ctx):
+            return True
+    if is_chatter(ctx.inbound.text):
+        await ctx.reply(ctx.tr("flow.heard"))
+        return True
+    if looks_like_question(ctx.inbound.text):
+        await ctx.reply(ctx.tr("flow.question_later"))
+        return True
+    return False
+
 
 async def handle_input(ctx: Context, flow: Flow) -> None:
-    """Feed the inbound to the active flow (payload "f:…" or a typed answer)."""
+    """Feed the inbound to the active flow (an engine button or a typed answer)."""
     assert ctx.state is not None
     inbound = ctx.inbound
-    payload = inbound.payload or ""
-    typed = fold(inbound.text)
-    values = _values(ctx)
-    position = ctx.state.step
-
-    if payload == "f:cancel":
-        await cancel_flow(ctx)
-        return
-    if position == SAVED:
-        await _handle_saved(ctx, flow, payload, typed, values)
-        return
-    if position == REVIEW:
-        await _handle_review(ctx, flow, payload, typed, values)
-        return
-
-    step = flow.step(position)
+    current = draft(ctx)
+    values = current.values
+    step = flow.step(ctx.state.step)
     if step is None:  # the flow changed under a stored state: start it afresh
         await begin(ctx, flow)
         return
-    if not payload:
-        # A button label typed or sent back as text (reply keyboards, numbered channels).
-        labels = {b.label: b.payload for row in _step_buttons(ctx, flow, step, values) for b in row}
-        payload = labels.get(inbound.text.strip(), "")
-        if payload == "f:cancel":
+    button = _pressed(ctx, flow, step if current.phase == "step" else None, values)
+    if inbound.payload and button is None:
+        await _stale_button(ctx, flow)
+        return
+    if button is not None and button.action == "cancel":
+        await cancel_flow(ctx)
+        return
+    typed = "" if button is not None else answer_words(inbound.text)
+    if current.confirming_cancel:
+        ctx.state.data = {**ctx.state.data, "confirming_cancel": False}
+        if typed in CANCEL_WORDS | CONFIRM_WORDS:
             await cancel_flow(ctx)
             return
-    if payload == "f:back" or (not payload and typed in BACK_WORDS):
+        if (button and button.action == "resume") or typed in _RESUME_WORDS:
+            await repeat_current(ctx, flow)
+            return
+    elif button is not None and button.action == "resume":
+        await repeat_current(ctx, flow)
+        return
+    if button is None and await _interrupt(ctx, flow, current):
+        return
+    if current.phase == "saved":
+        await _handle_saved(ctx, flow, button, typed, current)
+        return
+    if current.phase == "review":
+        await _handle_review(ctx, flow, button, typed, values)
+        return
+
+    if (button and button.action == "back") or typed in BACK_WORDS:
         await _back(ctx, flow, step, values)
         return
-    wants_skip = payload == "f:skip" or (
-        not payload and (step.optional or step.collect_max) and typed in SKIP_WORDS | DONE_WORDS
+    can_skip = step.optional or step.collect_max > 0
+    wants_skip = (button and button.action == "skip") or (
+        button is None and (is_skip(inbound.text) or typed in DONE_WORDS)
     )
-    if wants_skip and (step.optional or step.collect_max):
+    if wants_skip and can_skip:
         values.setdefault(step.name, [] if step.collect_max else None)
         await _advance(ctx, flow, values, after=step.name)
         return
     answer = inbound.text
-    if payload.startswith("f:pick:") and payload[7:] in {v for _, v in step.choices}:
-        answer, payload = payload[7:], ""
-    if payload:
-        await _stale_button(ctx, flow)
+    suggestion = current.suggested.get(step.name)
+    if suggestion and ((button and button.action == "keep") or typed in CONFIRM_WORDS):
+        answer, button = suggestion, None
+    if button is not None:
+        if button.action != "pick" or button.arg not in {v for _, v in step.choices}:
+            await _stale_button(ctx, flow)
+            return
+        answer = button.arg
+    elif answer is inbound.text and not inbound.attachments and await _interjected(ctx):
+        await repeat_current(ctx, flow)  # answered the remark; the question still stands
         return
     try:
         value = step.parse(StepInput(answer, inbound.contact, inbound.attachments))
@@ -346,28 +522,38 @@ async def _back(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) ->
     await prompt(ctx, flow, previous)
 
 
+def _wants_saved(typed: str) -> bool:
+    return typed in CONFIRM_WORDS | SAVED_WORDS or any(
+        phrase in typed for phrase in ("thong tin cu", "thong tin da luu", "saved details")
+    )
+
+
 async def _handle_saved(
-    ctx: Context, flow: Flow, payload: str, typed: str, values: dict[str, Any]
+    ctx: Context, flow: Flow, button: FlowButton | None, typed: str, current: Draft
 ) -> None:
-    assert ctx.state is not None
-    if payload == "f:saved" or (not payload and typed in CONFIRM_WORDS | {"dung thong tin da luu"}):
-        values.update(ctx.state.data.get("saved", {}))
-    elif payload != "f:new" and typed not in {"nhap moi", "new", "khong", "ko"}:
-        await ctx.reply(ctx.tr("flow.choose_button"))
-        await _offer_saved(ctx, flow, ctx.state.data.get("saved", {}))
+    values = current.values
+    if (button and button.action == "saved") or _wants_saved(typed):
+        values.update(current.saved)
+    elif not ((button and button.action == "new") or typed in NEW_WORDS):
+        if button is not None:
+            await _stale_button(ctx, flow)
+            return
+        if not await _interjected(ctx):
+            await ctx.reply(ctx.tr("flow.choose_button"))
+        await _offer_saved(ctx, flow, current.saved)
         return
-    _save(ctx, "", values, saved={})
+    _save(ctx, flow.steps[0].name, values, saved={})
     await _advance(ctx, flow, values)
 
 
 async def _handle_review(
-    ctx: Context, flow: Flow, payload: str, typed: str, values: dict[str, Any]
+    ctx: Context, flow: Flow, button: FlowButton | None, typed: str, values: dict[str, Any]
 ) -> None:
     edit_number: int | None = None
-    if payload.startswith("f:edit:") and payload[7:].isdigit():
-        edit_number = int(payload[7:])
-    elif not payload and (match := _EDIT_TYPED.match(typed)):
-        edit_number = int(match.group(1))
+    if button is not None and button.action == "edit" and button.arg.isdigit():
+        edit_number = int(button.arg)
+    elif button is None:
+        edit_number = _edit_target(ctx, flow, typed)
     if edit_number is not None:
         if not 1 <= edit_number <= len(flow.steps):
             await ctx.reply(ctx.tr("flow.no_such_field", count=len(flow.steps)))
@@ -378,13 +564,14 @@ async def _handle_review(
         _save(ctx, step.name, values, editing=True)
         await prompt(ctx, flow, step)
         return
-    if payload == "f:ok" or (not payload and typed in CONFIRM_WORDS):
+    if (button and button.action == "ok") or typed in CONFIRM_WORDS:
         await _complete(ctx, flow, values)
         return
-    if payload:
+    if button is not None:
         await _stale_button(ctx, flow)
         return
-    await ctx.reply(ctx.tr("flow.review_unclear"))
+    if not await _interjected(ctx):
+        await ctx.reply(ctx.tr("flow.review_unclear"))
     await show_review(ctx, flow, values)
 
 
@@ -396,10 +583,10 @@ async def _stale_button(ctx: Context, flow: Flow) -> None:
 async def repeat_current(ctx: Context, flow: Flow) -> None:
     """Ask the current question again (after a side command, a restart or a stale button)."""
     assert ctx.state is not None
-    values = _values(ctx)
-    if ctx.state.step == REVIEW:
-        await show_review(ctx, flow, values)
-    elif ctx.state.step == SAVED:
-        await _offer_saved(ctx, flow, ctx.state.data.get("saved", {}))
+    current = draft(ctx)
+    if current.phase == "review":
+        await show_review(ctx, flow, current.values)
+    elif current.phase == "saved":
+        await _offer_saved(ctx, flow, current.saved)
     elif (step := flow.step(ctx.state.step)) is not None:
         await prompt(ctx, flow, step)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
+from storage.tags import Tag
 
 # Ticket kinds and statuses.
 COMPLAINT, RETURN, WARRANTY = "complaint", "return", "warranty"
@@ -80,11 +81,11 @@ class SupportThread(Base):
 
 def ticket_tag(ticket: Ticket) -> str:
     """Staff-chat reference of a ticket's messages (threading, edits, redaction)."""
-    return f"ticket:{ticket.id}"
+    return str(Tag("ticket", ticket.id))
 
 
 def thread_tag(thread: SupportThread) -> str:
-    return f"support:{thread.id}"
+    return str(Tag("support", thread.id))
 
 
 class SupportRepository:

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.runtime import DeliveryPolicy, Runtime
 from handlers.context import ShopConfig
+from handlers.engine import position
 from handlers.i18n import t
 from handlers.messages import (
     STAFF,
@@ -45,6 +46,7 @@ from handlers.messages import (
     TemporarySendError,
 )
 from handlers.orders.catalog import Catalog
+from handlers.router import Composition
 from storage.models import (
     Base,
     ChannelIdentity,
@@ -286,13 +288,14 @@ class Harness:
         adapter: RecordingAdapter | None = None,
         delivery: DeliveryPolicy = TEST_DELIVERY,
         pace: timedelta = TYPING_PACE,
+        app: Composition | None = None,
     ) -> None:
         self.sessions = sessions
         self.pace = pace
         self.clock = clock or FakeClock()
         self.config = config or shop_config()
         self.adapter = adapter or RecordingAdapter(CHANNEL)
-        self.runtime = Runtime(sessions, self.config, clock=self.clock, delivery=delivery)
+        self.runtime = Runtime(sessions, self.config, clock=self.clock, delivery=delivery, app=app)
         self.runtime.add_adapter(self.adapter)
         self._keys = itertools.count(1)
         self._prefix = f"h{next(self._instances)}"
@@ -408,7 +411,7 @@ class Harness:
             await self.consent(user_id)
         replies = await self.say(user_id, "/order")
         state = await self.state(user_id)
-        if state is not None and state.step == "_saved":
+        if state is not None and position(state) == "saved":
             replies = await self.press(user_id, "f:new")
         for name in ORDER_STEPS:
             if name == step:

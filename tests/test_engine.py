@@ -27,6 +27,12 @@ ASK = {name: first_line(f"order.ask.{name}") for name in ORDER_STEPS}
 REVIEW = tr("order.review_title")
 
 
+def field_name(number: int) -> str:
+    """How the edit button of order field `number` names it ("Sửa số điện thoại")."""
+    label = tr(f"order.field.{ORDER_STEPS[number - 1]}")
+    return label[:1].lower() + label[1:]
+
+
 def asks(replies: list[Outbound], step: str) -> bool:
     """The last reply to the customer asks the question of `step` (or shows the review)."""
     own = [m for m in replies if m.chat_id != STAFF]
@@ -172,7 +178,8 @@ async def test_photos_are_collected_until_done(harness: Harness) -> None:
 async def test_edit_a_field_from_the_review_and_return_to_it(harness: Harness, how: str) -> None:
     await harness.order_until("1", "review")
     if how == "button":
-        replies = await harness.press("1", harness.payload_of("1", "flow.btn.edit_n", n=2))
+        payload = harness.payload_of("1", "flow.btn.edit_field", field=field_name(2))
+        replies = await harness.press("1", payload)
     else:
         replies = await harness.say("1", how)
     assert asks(replies, "phone")
@@ -223,7 +230,7 @@ async def test_confirm_creates_the_order(harness: Harness, how: str) -> None:
 
 async def test_button_of_an_earlier_question_is_stale(harness: Harness) -> None:
     await harness.order_until("1", "review")
-    edit_payload = harness.payload_of("1", "flow.btn.edit_n", n=1)
+    edit_payload = harness.payload_of("1", "flow.btn.edit_field", field=field_name(1))
     await harness.press("1", "f:ok")
     # The flow is over: the old review's buttons do nothing but say so.
     replies = await harness.press("1", edit_payload)

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-import handlers.flows  # noqa: F401  (registers every flow, command and menu item)
-from handlers.engine import FLOWS
+from handlers.composition import build
 from handlers.i18n import LANGUAGES, MissingTranslation, catalog, pick_language, t
 from handlers.orders import service, staff
-from handlers.router import router
+
+APP = build()
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = (PROJECT_DIR / "handlers", PROJECT_DIR / "bot")
@@ -134,17 +134,17 @@ def collect_families() -> dict[str, list[str]]:
 
 
 def registry_ids() -> dict[str, str]:
-    """Ids held by the registries built at import time."""
+    """Ids held by the composition's routers (flows, menu, /help)."""
     found: dict[str, str] = {}
-    for flow in FLOWS.values():
+    for flow in APP.flows.values():
         found[flow.title] = f"flow {flow.name} title"
         for step in flow.steps:
             found[step.prompt] = f"flow {flow.name} step {step.name} prompt"
             found[step.label] = f"flow {flow.name} step {step.name} label"
-    for item in router.menu:
-        found[item.label_key] = f"menu item {item.payload}"
+    for item in APP.menu:
+        found[item.label_key] = f"menu item {item.payload.prefix}"
     for staff_only in (False, True):
-        for name, key in router.help_entries(staff=staff_only):
+        for name, key in APP.help_entries(staff=staff_only):
             found[key] = f"/help entry /{name}"
     return found
 

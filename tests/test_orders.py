@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from handlers.engine import position
 from handlers.messages import STAFF, Outbound
 from storage.models import Order
 from tests.helpers import (
@@ -46,7 +47,7 @@ async def only_order(harness: Harness) -> Order:
 async def draft(harness: Harness, chat_id: str = "1") -> tuple[str, dict[str, Any]]:
     state = await harness.state(chat_id)
     assert state is not None, "the draft is gone"
-    return state.step, dict(state.data.get("values", {}))
+    return position(state), dict(state.data.get("values", {}))
 
 
 def review_of(replies: list[Outbound], lang: str = "vi") -> str:
@@ -235,8 +236,12 @@ async def test_the_email_step_shows_a_skip_button(harness: Harness) -> None:
         "skip",
         "Bỏ Qua",
         unicodedata.normalize("NFD", "bỏ qua"),  # some phone keyboards send decomposed text
+        "không cần",
+        "ko co",
+        "bỏ qua nhé",
+        "-",
     ],
-    ids=["button", "bỏ qua", "bo qua", "skip", "Bỏ Qua", "NFD"],
+    ids=["button", "bỏ qua", "bo qua", "skip", "Bỏ Qua", "NFD", "khong can", "ko co", "nhe", "-"],
 )
 async def test_email_can_be_skipped(harness: Harness, skip: Any) -> None:
     await harness.order_until("1", "email")

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import handlers.orders.flow as order_flow
 from bot.runtime import DeliveryPolicy
 from handlers.context import ShopConfig
+from handlers.engine import position
 from handlers.messages import STAFF, Outbound, TemporarySendError
 from storage.models import ChannelIdentity, OutboxMessage
 from storage.repositories import InboxRepository, UnitOfWork, store_inbound
@@ -440,7 +441,7 @@ async def test_failure_while_confirming_sends_nothing_that_was_not_committed(
     assert [(m.chat_id, m.text) for m in replies] == [("1", tr("core.internal_error"))]
     assert await harness.orders() == []
     state = await harness.state("1")
-    assert state is not None and state.step == "_review"
+    assert state is not None and position(state) == "review"
 
     replies = await harness.press("1", "f:ok")
     (order,) = await harness.orders()

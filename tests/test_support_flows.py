@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import handlers.orders.flow as order_flow
+from handlers.composition import build
 from handlers.engine import StepInput
 from handlers.errors import InvalidInput
 from handlers.i18n import LANGUAGES, LOCALES_DIR
 from handlers.messages import STAFF, Outbound
-from handlers.router import router
 from handlers.support import abuse, answers, complaints, returns, talk
 from handlers.support.understanding import Understanding, topic_actions
 from storage.models import AuditEntry, RelayedMessage
@@ -31,6 +31,7 @@ from storage.repositories import UnitOfWork
 from storage.support import SupportThread, Ticket
 from tests.helpers import STAFF_USER, Harness, flat_buttons, joined, texts, tr
 
+APP = build()
 SUPPORT_DIR = Path(answers.__file__).resolve().parent
 
 
@@ -93,9 +94,9 @@ async def test_diacritic_free_question_gets_the_answer_and_its_action_buttons(
     assert len(replies) == 1
     answer = replies[0]
     assert answer.text == tr(f"kb.{topic}.answer")
-    expected = [answers.ACTION_PAYLOADS[a] for a in topic_actions(topic)]
+    expected = [answers.ACTION_PAYLOADS[a].pack() for a in topic_actions(topic)]
     assert payloads(answer) == expected
-    assert all(p in answers.ACTION_PAYLOADS.values() for p in expected)
+    assert all(p in {q.pack() for q in answers.ACTION_PAYLOADS.values()} for p in expected)
 
 
 async def test_delete_answer_offers_the_delete_button_and_change_offers_edit(
@@ -153,7 +154,7 @@ async def test_delete_intent_only_asks_for_confirmation(harness: Harness) -> Non
     before = await harness.customer("1")
     replies = await harness.say("1", "xoa du lieu cua toi di")
     assert replies, "the delete intent must answer"
-    route = router.find_payload("rights:delete")
+    route = APP.find_payload("rights:delete")
     if route is not None:
         # The lead's confirmation screen: explain, then confirm / keep buttons.
         assert "rights:delete:confirm" in payloads(replies[-1])
@@ -198,7 +199,7 @@ async def test_while_an_order_is_open_questions_are_answered_and_the_rest_relaye
 
 
 def test_support_text_handlers_run_before_the_order_relay() -> None:
-    handlers = router.text_handlers
+    handlers = APP.text_handlers
     assert handlers[0] is talk.relay_open_thread
     assert handlers[1] is answers.understand_free_text
     assert handlers.index(order_flow.relay_to_staff) > 1
@@ -323,7 +324,7 @@ async def reannounce_at(harness: Harness, moment: datetime) -> tuple[int, list[O
     harness.clock.advance(moment - harness.clock())
     mark = harness.mark()
     async with UnitOfWork(harness.sessions) as uow:
-        count = await complaints.reannounce_due(uow, harness.config, harness.clock())
+        count = await complaints.reannounce_due(uow, APP, harness.config, harness.clock())
         await uow.commit()
     await harness.runtime.idle()
     return count, harness.since(mark)
@@ -608,7 +609,7 @@ async def test_lock_blocks_everything_but_data_rights_and_unlock_restores(
     assert await harness.press("1", "talk") == []
     privacy = await harness.say("1", "/privacy")  # a locked_ok route keeps working
     assert privacy and privacy[0].text == tr("policy.full_text")
-    if "mydata" in router.commands:
+    if "mydata" in APP.commands:
         assert await harness.say("1", "/mydata")
     complaints_list = await harness.say("1", "/complaints")
     assert complaints_list
@@ -667,9 +668,9 @@ async def test_erasing_a_customers_tickets_clears_their_personal_fields(harness:
     customer = await harness.customer("1")
     assert customer is not None
     async with UnitOfWork(harness.sessions) as uow:
-        listed = await complaints.tickets_of(uow.session, customer.id)
+        listed = await complaints.tickets_of(uow, customer.id)
         assert [t.code for t in listed] == [ticket.code]
-        tags = await complaints.erase_customer_tickets(uow.session, customer.id, harness.clock())
+        tags = await complaints.erase_customer_tickets(uow, customer.id, harness.clock())
         await uow.commit()
     (thread,) = await harness.rows(SupportThread)
     assert sorted(tags) == sorted([f"ticket:{ticket.id}", f"support:{thread.id}"])
@@ -730,8 +731,8 @@ def test_every_message_id_used_by_support_exists_in_both_languages() -> None:
     used |= {label for label, _ in complaints.CATEGORY_CHOICES + returns.KIND_CHOICES}
     used |= {f"support.action.{a}" for a in answers.ACTION_PAYLOADS}
     used |= {f"support.intent.{i}" for i in answers.INTENT_PAYLOADS}
-    used |= {item.label_key for item in router.menu}
-    used |= {key for _, key in router.help_entries() + router.help_entries(staff=True)}
+    used |= {item.label_key for item in APP.menu}
+    used |= {key for _, key in APP.help_entries() + APP.help_entries(staff=True)}
     assert len(used) > 80
     for lang in LANGUAGES:
         missing = sorted(k for k in used if k not in catalog(lang))

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.channels import telegram as telegram_channel
-from handlers.router import router
+from handlers.composition import build
 from storage.models import AuditEntry, ChannelIdentity, ConversationState
 from storage.repositories import UnitOfWork
 from tests.fakes.telegram_api import Call, FakeTelegramAPI, UploadedFile
@@ -289,7 +289,7 @@ async def test_command_menus_are_set_at_start(api: FakeTelegramAPI, tmp_path: Pa
     def menu(lang: str, staff: bool = False) -> list[dict[str, str]]:
         return [
             {"command": name, "description": tr(key, lang)}
-            for name, key in router.help_entries(staff=staff)
+            for name, key in build().help_entries(staff=staff)
         ]
 
     assert calls == [

@@ -17,7 +17,6 @@ from handlers.messages import normalize_text
 from handlers.orders.validators import (
     InvalidInput,
     format_phone_display,
-    is_skip,
     parse_address,
     parse_email,
     parse_full_name,
@@ -25,6 +24,7 @@ from handlers.orders.validators import (
     parse_request,
     phone_from_contact,
 )
+from handlers.words import is_skip
 
 Parser = Callable[[str], str]
 

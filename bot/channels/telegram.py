@@ -54,7 +54,7 @@ from handlers.messages import (
     SendResult,
     TemporarySendError,
 )
-from handlers.router import router
+from handlers.router import Composition
 
 log = logging.getLogger(__name__)
 
@@ -372,15 +372,15 @@ class TelegramReceiver:
         return replace(base, text=text, command=command, args=args, attachments=tuple(attachments))
 
 
-async def set_command_menus(application: Application, staff_chat_id: str) -> None:
+async def set_command_menus(application: Application, app: Composition, staff_chat_id: str) -> None:
     """Customer commands in Vietnamese (default) and English; staff commands in the staff chat."""
     bot = application.bot
     for lang, language_code in (("vi", None), ("en", "en")):
-        commands = [BotCommand(name, t(lang, key)[:256]) for name, key in router.help_entries()]
+        commands = [BotCommand(name, t(lang, key)[:256]) for name, key in app.help_entries()]
         await bot.set_my_commands(
             commands, scope=BotCommandScopeDefault(), language_code=language_code
         )
-    staff = [BotCommand(name, t("vi", key)[:256]) for name, key in router.help_entries(staff=True)]
+    staff = [BotCommand(name, t("vi", key)[:256]) for name, key in app.help_entries(staff=True)]
     if staff_chat_id:
         await bot.set_my_commands(staff, scope=BotCommandScopeChat(int(staff_chat_id)))
 

@@ -1,38 +1,92 @@
 """Consent: asked with a short notice before any personal data is collected.
 
-A feature that collects personal data starts through `@after_consent("name")`: without
-consent the notice is shown and the wish is parked in the conversation state, and the same
-function continues once the customer agrees.
+A feature that collects personal data starts through `after_consent(router, "name")`: without
+consent the notice is shown and the wish is parked in the conversation state (a `ParkedWish`),
+and the same function continues once the customer agrees.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from handlers.buttons import ConsentButton
 from handlers.context import CONSENT_PURPOSE, Context, policy_version
-from handlers.router import router
+from handlers.router import Continuation, Router
+from handlers.words import answer_words
 from storage.models import ConversationState
+
+router = Router("consent")
 
 PENDING = "_pending"  # state.flow of a parked wish (not a flow of the engine)
 
-Continuation = Callable[[Context, dict[str, Any]], Awaitable[None]]
-CONTINUATIONS: dict[str, Continuation] = {}
+# Typed answers to the consent question.
+AGREE_WORDS = frozenset(
+    {
+        "dong y",
+        "toi dong y",
+        "em dong y",
+        "minh dong y",
+        "ok dong y",
+        "vang dong y",
+        "da dong y",
+        "co",
+        "ok",
+        "oke",
+        "vang",
+        "yes",
+        "agree",
+        "i agree",
+        "yes i agree",
+        "accept",
+    }
+)
+DECLINE_WORDS = frozenset(
+    {
+        "khong dong y",
+        "ko dong y",
+        "k dong y",
+        "toi khong dong y",
+        "khong",
+        "ko",
+        "tu choi",
+        "no",
+        "decline",
+        "i disagree",
+        "i do not agree",
+        "i dont agree",
+    }
+)
 
 
-def after_consent(name: str) -> Callable[[Continuation], Continuation]:
-    """Register `fn` as the continuation `name`, run only once consent exists: without it,
-    the customer is asked first and `fn` runs after they agree, with the same context."""
+@dataclass(frozen=True)
+class ParkedWish:
+    """What the customer wanted before consent was asked: a continuation and its context."""
+
+    then: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, state: ConversationState | None) -> ParkedWish | None:
+        if state is None or state.flow != PENDING or not isinstance(state.data.get("then"), str):
+            return None
+        return cls(state.data["then"], dict(state.data.get("context") or {}))
+
+
+def after_consent(on: Router, name: str) -> Callable[[Continuation], Continuation]:
+    """Declare `fn` as the continuation `name` of router `on`, run only once consent exists:
+    without it, the customer is asked first and `fn` runs after they agree, with the same
+    context."""
 
     def decorator(fn: Continuation) -> Continuation:
-        @functools.wraps(fn)
         async def gated(ctx: Context, context: dict[str, Any]) -> None:
             if await ensure_consent(ctx, then=name, context=context):
                 await fn(ctx, context)
 
-        CONTINUATIONS[name] = gated
-        return gated
+        gated.__name__ = gated.__qualname__ = fn.__name__
+        gated.__doc__ = fn.__doc__
+        return on.continuation(name, gated)
 
     return decorator
 
@@ -46,6 +100,16 @@ async def has_consent(ctx: Context) -> bool:
 async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None = None) -> bool:
     if await has_consent(ctx):
         return True
+    await ctx.reply(ctx.tr("consent.needed_first"))
+    await ask_consent(ctx, then, context)
+    return False
+
+
+async def ask_consent(ctx: Context, then: str = "", context: dict[str, Any] | None = None) -> None:
+    """Ask for consent, remembering what the customer wanted (`then`, a continuation) so it
+    goes on once they agree. The notice itself is shown once: asked again while it is
+    pending, only the question and its buttons come back."""
+    already_asked = ParkedWish.of(ctx.state) is not None
     if ctx.state is not None:
         await ctx.uow.states.remove(ctx.state)
         await ctx.uow.session.flush()
@@ -55,53 +119,60 @@ async def ensure_consent(ctx: Context, then: str, context: dict[str, Any] | None
         customer_id=ctx.customer.id if ctx.customer else None,
         flow=PENDING,
         step="consent",
-        data={"then": then, "context": context or {}},
+        data=asdict(ParkedWish(then, context or {})),
         expires_at=ctx.now + ctx.config.draft_ttl,
         updated_at=ctx.now,
     )
     await ctx.uow.states.save(ctx.state)
-    await ctx.reply(ctx.tr("consent.needed_first"))
-    await ask_consent(ctx)
+    buttons = (
+        (ctx.button("consent.btn.agree", ConsentButton("yes")),),
+        (ctx.button("consent.btn.read_policy", ConsentButton("policy")),),
+        (ctx.button("consent.btn.decline", ConsentButton("no")),),
+    )
+    await ctx.reply(ctx.tr("consent.question" if already_asked else "consent.notice"), buttons)
+
+
+@router.text
+async def typed_consent(ctx: Context) -> bool:
+    """ "đồng ý" / "không đồng ý" typed while the consent question is pending."""
+    if ParkedWish.of(ctx.state) is None:
+        return False
+    words = answer_words(ctx.inbound.text)
+    if words in AGREE_WORDS:
+        await decide(ctx, granted=True)
+        return True
+    if words in DECLINE_WORDS:
+        await decide(ctx, granted=False)
+        return True
     return False
 
 
-async def ask_consent(ctx: Context) -> None:
-    buttons = (
-        (ctx.button("consent.btn.agree", "consent:yes"),),
-        (ctx.button("consent.btn.read_policy", "consent:policy"),),
-        (ctx.button("consent.btn.decline", "consent:no"),),
-    )
-    await ctx.reply(ctx.tr("consent.notice"), buttons)
-
-
-@router.payload("consent")
-async def on_consent_button(ctx: Context) -> None:
-    assert ctx.customer is not None and ctx.inbound.payload is not None
-    choice = ctx.inbound.payload.partition(":")[2]
-    if choice == "policy":
+@router.payload(ConsentButton)
+async def on_consent_button(ctx: Context, button: ConsentButton) -> None:
+    if button.choice == "policy":
         await ctx.reply(ctx.tr("policy.full_text"))
-        await ask_consent(ctx)
+        parked = ParkedWish.of(ctx.state)
+        await ask_consent(ctx, parked.then if parked else "", parked.context if parked else None)
         return
-    if choice not in ("yes", "no"):
-        await ctx.reply(ctx.tr("flow.stale_button"))
-        return
-    granted = choice == "yes"
+    await decide(ctx, granted=button.choice == "yes")
+
+
+async def decide(ctx: Context, granted: bool) -> None:
+    assert ctx.customer is not None
     await ctx.uow.consents.record(
         ctx.customer.id, CONSENT_PURPOSE, policy_version(), granted, ctx.now
     )
     await ctx.audit("consent_granted" if granted else "consent_declined")
-    parked = ctx.state.data if ctx.state is not None and ctx.state.flow == PENDING else None
-    if parked is not None:
-        await ctx.uow.states.remove(ctx.state)  # type: ignore[arg-type]
+    parked = ParkedWish.of(ctx.state)
+    if parked is not None and ctx.state is not None:
+        await ctx.uow.states.remove(ctx.state)
         ctx.state = None
     if not granted:
         await ctx.reply(ctx.tr("consent.declined"))
         return
     await ctx.reply(ctx.tr("consent.thanks"))
-    follow_up = CONTINUATIONS.get(parked["then"]) if parked else None
+    follow_up = ctx.app.continuations.get(parked.then) if parked and parked.then else None
     if follow_up is not None and parked is not None:
-        await follow_up(ctx, parked.get("context", {}))
+        await follow_up(ctx, parked.context)
     else:
-        from handlers.dispatcher import show_menu
-
-        await show_menu(ctx, ctx.tr("core.menu_intro"))
+        await ctx.show_menu(ctx.tr("core.menu_intro"))

@@ -7,7 +7,6 @@ from handlers.orders.codes import find_code, new_code, normalize_code
 from handlers.orders.validators import (
     InvalidInput,
     format_phone_display,
-    is_skip,
     parse_address,
     parse_email,
     parse_full_name,
@@ -24,7 +23,6 @@ __all__ = [
     "find_code",
     "format_phone_display",
     "format_vnd",
-    "is_skip",
     "new_code",
     "normalize_code",
     "parse_address",

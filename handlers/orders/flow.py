@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import engine
+from handlers.buttons import MyOrdersButton, OrderButton
 from handlers.context import Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
 from handlers.flows.consent import after_consent
-from handlers.flows.core import DEEP_LINKS
 from handlers.orders import codes
-from handlers.orders.catalog import format_vnd
+from handlers.orders.catalog import Catalog, format_vnd
 from handlers.orders.service import (
     NEW,
     OPEN_STATUSES,
@@ -46,8 +46,11 @@ from handlers.orders.validators import (
     phone_from_contact,
 )
 from handlers.relay import relay_from_customer
-from handlers.router import router
+from handlers.router import Router
+from handlers.text import fold
 from storage.models import Order
+
+router = Router("orders")
 
 MAX_PHOTOS = 5
 
@@ -130,6 +133,8 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
     )
     if order.email:
         customer.email = order.email
+    elif customer.email is None:
+        customer.email = ""  # they have none: not asked again next time
     await ctx.audit("order_created", subject=order.code)
     await ctx.to_staff(
         render_alert(ctx, order),
@@ -137,7 +142,7 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
         tag=order_tag(order),
         customer_id=customer.id,
     )
-    product_text = product_line(ctx.lang, order)
+    product_text = product_line(ctx.lang, order, product.name(ctx.lang) if product else None)
     await ctx.reply(
         ctx.tr(
             "order.confirmed",
@@ -145,11 +150,11 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
             product=f"\n{product_text}" if product_text else "",
             hours=ctx.config.shop_hours,
         ),
-        ((ctx.button("order.btn.my_orders", "myorders"),),),
+        ((ctx.button("order.btn.my_orders", MyOrdersButton()),),),
     )
 
 
-ORDER_FLOW = engine.register(
+ORDER_FLOW = router.flow(
     Flow(
         name="order",
         title="order.review_title",
@@ -161,6 +166,7 @@ ORDER_FLOW = engine.register(
                 "order.field.full_name",
                 lambda a: parse_full_name(a.text),
                 profile_field="full_name",
+                aliases=("ten", "ho ten", "name", "full name"),
             ),
             Step(
                 "phone",
@@ -170,6 +176,7 @@ ORDER_FLOW = engine.register(
                 ask_contact=True,
                 profile_field="phone",
                 show=_show_phone,
+                aliases=("sdt", "so dt", "so dien thoai", "dien thoai", "dt", "phone", "so"),
             ),
             Step(
                 "address",
@@ -177,6 +184,7 @@ ORDER_FLOW = engine.register(
                 "order.field.address",
                 lambda a: parse_address(a.text),
                 profile_field="address",
+                aliases=("dia chi", "dc", "d/c", "address", "cho giao", "noi nhan"),
             ),
             Step(
                 "email",
@@ -185,37 +193,110 @@ ORDER_FLOW = engine.register(
                 _email,
                 optional=True,
                 profile_field="email",
+                aliases=("email", "mail", "gmail"),
             ),
             Step(
-                "request", "order.ask.request", "order.field.request", _request, show=_show_request
+                "request",
+                "order.ask.request",
+                "order.field.request",
+                _request,
+                show=_show_request,
+                aliases=("yeu cau", "tranh", "mau", "san pham", "request", "painting"),
             ),
             Step(
-                "photos", "order.ask.photos", "order.field.photos", _photos, collect_max=MAX_PHOTOS
+                "photos",
+                "order.ask.photos",
+                "order.field.photos",
+                _photos,
+                collect_max=MAX_PHOTOS,
+                aliases=("anh", "hinh", "hinh anh", "photo", "photos"),
             ),
         ),
     )
 )
 
 
-@after_consent("order")
+@after_consent(router, "order")
 async def start_order(ctx: Context, context: dict[str, Any]) -> None:
-    """Begin an order (after consent); a deep-linked product pre-fills the request."""
+    """Begin an order (after consent); a deep-linked product pre-fills the request, and what
+    the customer already said they want is offered at the request step."""
     values: dict[str, Any] = {}
+    suggested: dict[str, str] = {}
     product = ctx.config.catalog.get(str(context.get("product", "")))
     if product is not None:
         values["request"] = product.code
         await ctx.reply(
             ctx.tr("order.deep_link", product=describe_product(ctx, product.code) or product.code)
         )
-    await engine.begin(ctx, ORDER_FLOW, values)
+    elif wish := request_from_opening(str(context.get("text", "")), ctx.config.catalog):
+        suggested["request"] = wish
+    await engine.begin(ctx, ORDER_FLOW, values, suggested=suggested)
 
 
-DEEP_LINKS["p_"] = ("order", "product")
-router.menu_item("menu.order", "order")
+# Leading words of "em muốn đặt 1 bức tranh sơn dầu" that say "I want to order", and trailing
+# particles; what remains is the request.
+_WISH_LEAD = frozenset(
+    [
+        "e",
+        "em",
+        "toi",
+        "minh",
+        "anh",
+        "chi",
+        "a",
+        "c",
+        "shop",
+        "oi",
+        "cho",
+        "muon",
+        "can",
+        "dat",
+        "mua",
+        "order",
+        "lay",
+        "xem",
+        "hoi",
+        "tu",
+        "van",
+        "1",
+        "mot",
+        "2",
+        "hai",
+        "buc",
+        "cai",
+        "bo",
+        "i",
+        "want",
+        "would",
+        "like",
+        "to",
+        "buy",
+        "an",
+        "the",
+        "please",
+        "pls",
+    ]
+)
+_WISH_TAIL = frozenset(["a", "nhe", "nha", "voi", "di", "shop", "oi", "please", "pls"])
 
 
-@router.payload("order")
-async def order_button(ctx: Context) -> None:
+def request_from_opening(text: str, catalog: Catalog) -> str | None:
+    """The request inside an opening message ("tranh sơn dầu" in "e muon dat 1 buc tranh
+    son dau"), or None when it says nothing beyond "I want to order"."""
+    words = text.strip().rstrip("?.!").split()
+    while words and fold(words[0]) in _WISH_LEAD:
+        words.pop(0)
+    while words and fold(words[-1]) in _WISH_TAIL:
+        words.pop()
+    wish = " ".join(words)
+    return wish if len(words) >= 2 or catalog.find_code_in(wish) else None
+
+
+router.deep_link("p_", continuation="order", key="product")
+
+
+@router.payload(OrderButton)
+async def order_button(ctx: Context, _: OrderButton) -> None:
     await start_order(ctx, {})
 
 
@@ -229,12 +310,12 @@ async def order_command(ctx: Context) -> None:
 
 
 @router.command("orders", help_key="help.cmd.orders", locked_ok=True)
-@router.payload("myorders", locked_ok=True)
-async def my_orders(ctx: Context) -> None:
+@router.payload(MyOrdersButton, locked_ok=True)
+async def my_orders(ctx: Context, _: object = None) -> None:
     assert ctx.customer is not None
     orders = await ctx.uow.orders.of_customer(ctx.customer.id)
     if not orders:
-        await ctx.reply(ctx.tr("order.none_yet"), ((ctx.button("menu.order", "order"),),))
+        await ctx.reply(ctx.tr("order.none_yet"), ((ctx.button("menu.order", OrderButton()),),))
         return
     lines = [ctx.tr("order.list_title")]
     for order in orders[:20]:
@@ -277,14 +358,15 @@ async def show_own_order(ctx: Context, typed_code: str) -> None:
 
 
 @router.text
-async def relay_to_staff(ctx: Context) -> None:
+async def relay_to_staff(ctx: Context) -> bool:
     """While an order is open, the customer's free text goes to staff under its alert."""
     assert ctx.customer is not None
     order = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES)
     if order is None or not ctx.inbound.text.strip():
-        return
+        return False
     heading = ctx.staff_text(
         "order.relay_from_customer", code=order.code, name=order.full_name or ""
     )
     await relay_from_customer(ctx, order_tag(order), heading, ctx.inbound.text)
     await ctx.reply(ctx.tr("order.relayed", code=order.code))
+    return True

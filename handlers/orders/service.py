@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
+from handlers.buttons import OrderStatus, OrderStatusButton
 from handlers.context import ButtonRows, Context
 from handlers.i18n import t
 from handlers.messages import Button
 from handlers.orders.catalog import format_vnd
 from handlers.orders.validators import format_phone_display
 from storage.models import Order, OrderStatusChange
+from storage.tags import Tag
 
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving in Viet Nam
 
@@ -39,7 +42,7 @@ CARRIER_FIELDS = ("code", "full_name", "phone", "address")  # data minimization:
 
 
 def order_tag(order: Order) -> str:
-    return f"order:{order.id}"
+    return str(Tag("order", order.id))
 
 
 def local_time(moment: datetime) -> str:
@@ -50,7 +53,9 @@ def status_label(lang: str, status: str) -> str:
     return t(lang, f"order.status.{status}")
 
 
-def product_line(lang: str, order: Order) -> str | None:
+def product_line(lang: str, order: Order, name: str | None = None) -> str | None:
+    """The ordered product; `name` in the reader's language when known (the order keeps the
+    staff language's name)."""
     if not order.product_code:
         return None
     price = format_vnd(order.price_vnd) if order.price_vnd is not None else ""
@@ -58,7 +63,7 @@ def product_line(lang: str, order: Order) -> str | None:
         lang,
         "order.product_line",
         code=order.product_code,
-        name=order.product_name or "",
+        name=name or order.product_name or "",
         price=price,
     )
 
@@ -108,7 +113,10 @@ def alert_buttons(ctx: Context, order: Order) -> ButtonRows:
     lang = ctx.config.default_language
     allowed = TRANSITIONS[order.status]
     buttons = [
-        Button(t(lang, f"order.action.{status}"), f"os:{order.id}:{status}")
+        Button(
+            t(lang, f"order.action.{status}"),
+            OrderStatusButton(order.id, cast(OrderStatus, status)).pack(),
+        )
         for status in (CLAIMED, CONTACTED, SHIPPING, DONE, CANCELLED)
         if status in allowed
     ]

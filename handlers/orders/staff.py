@@ -16,7 +16,9 @@ import html
 import io
 import re
 from collections.abc import Sequence
+from typing import get_args
 
+from handlers.buttons import CancelReason, CancelReasonButton, OrderStatusButton
 from handlers.context import Context
 from handlers.i18n import t
 from handlers.messages import Button, Document
@@ -38,33 +40,30 @@ from handlers.orders.service import (
 )
 from handlers.orders.validators import format_phone_display
 from handlers.relay import relay_to_customer, replied_thread
-from handlers.router import router
+from handlers.router import Router
 from handlers.text import fold
 from storage.models import Disclosure, Order
+from storage.tags import Tag
 
-CANCEL_REASONS = ("customer_request", "out_of_stock", "unreachable")
+router = Router("order_staff")
+
+CANCEL_REASONS: tuple[CancelReason, ...] = get_args(CancelReason)
 
 
-async def _order_from_payload(ctx: Context) -> tuple[Order | None, list[str]]:
-    parts = (ctx.inbound.payload or "").split(":")
-    order = (
-        await ctx.uow.orders.by_id(int(parts[1])) if len(parts) > 1 and parts[1].isdigit() else None
-    )
+async def _live_order(ctx: Context, order_id: int) -> Order | None:
+    order = await ctx.uow.orders.by_id(order_id)
     if order is None or order.erased_at is not None:
         await ctx.to_staff(ctx.staff_text("order.staff.not_found"))
-        return None, parts
-    return order, parts
+        return None
+    return order
 
 
-@router.payload("os", staff=True)
-async def status_button(ctx: Context) -> None:
-    order, parts = await _order_from_payload(ctx)
+@router.payload(OrderStatusButton, staff=True, refused_key="order.staff.not_found")
+async def status_button(ctx: Context, button: OrderStatusButton) -> None:
+    order = await _live_order(ctx, button.order_id)
     if order is None:
         return
-    target = parts[2] if len(parts) > 2 else ""
-    if target not in TRANSITIONS:
-        await ctx.to_staff(ctx.staff_text("order.staff.not_found"))
-        return
+    target = button.status
     if target not in TRANSITIONS[order.status]:
         await ctx.to_staff(
             ctx.staff_text(
@@ -117,19 +116,24 @@ async def _hand_to_carrier(ctx: Context, order: Order) -> None:
 async def _ask_cancel_reason(ctx: Context, order: Order) -> None:
     lang = ctx.config.default_language
     buttons = tuple(
-        (Button(t(lang, f"order.cancel_reason.{reason}"), f"oc:{order.id}:{reason}"),)
+        (
+            Button(
+                t(lang, f"order.cancel_reason.{reason}"),
+                CancelReasonButton(order.id, reason).pack(),
+            ),
+        )
         for reason in CANCEL_REASONS
     )
     await ctx.to_staff(ctx.staff_text("order.staff.ask_cancel_reason", code=order.code), buttons)
 
 
-@router.payload("oc", staff=True)
-async def cancel_reason_button(ctx: Context) -> None:
-    order, parts = await _order_from_payload(ctx)
+@router.payload(CancelReasonButton, staff=True, refused_key="order.staff.not_found")
+async def cancel_reason_button(ctx: Context, button: CancelReasonButton) -> None:
+    order = await _live_order(ctx, button.order_id)
     if order is None:
         return
-    reason = parts[2] if len(parts) > 2 else ""
-    if reason not in CANCEL_REASONS or CANCELLED not in TRANSITIONS[order.status]:
+    reason = button.reason
+    if CANCELLED not in TRANSITIONS[order.status]:
         await ctx.to_staff(ctx.staff_text("order.staff.cannot_cancel", code=order.code))
         return
     await change_status(
@@ -176,21 +180,21 @@ def _leading_order_code(text: str) -> tuple[str | None, str]:
 
 
 @router.staff_text
-async def staff_reply(ctx: Context) -> None:
+async def staff_reply(ctx: Context) -> bool:
     """A reply to an order message (or "VAV-XXXXX text") goes to that order's customer."""
     order: Order | None = None
     text = ctx.inbound.text.strip()
-    tag = await replied_thread(ctx)
-    if tag and tag.startswith("order:") and tag[6:].isdigit():
-        order = await ctx.uow.orders.by_id(int(tag[6:]))
+    tag = Tag.parse(await replied_thread(ctx))
+    if tag is not None and tag.kind == "order":
+        order = await ctx.uow.orders.by_id(tag.id)
     if order is None:
         code, text = _leading_order_code(text)
         order = await ctx.uow.orders.by_code(code) if code else None
         if order is None:
-            return
+            return False
     if not text:
         await ctx.to_staff(ctx.staff_text("order.staff.empty_relay"))
-        return
+        return True
     await relay_to_customer(
         ctx,
         order.customer_id,
@@ -201,6 +205,7 @@ async def staff_reply(ctx: Context) -> None:
         relayed_key="order.staff.relayed",
         gone_key="order.staff.customer_gone",
     )
+    return True
 
 
 # ---- staff commands ------------------------------------------------------------------------

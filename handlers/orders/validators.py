@@ -15,7 +15,6 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from handlers.errors import InvalidInput
-from handlers.text import fold
 
 NAME_MIN, NAME_MAX = 2, 100
 ADDRESS_MIN, ADDRESS_MAX = 5, 300
@@ -106,13 +105,33 @@ def _phone_digits(text: str) -> str:
     return "".join(out)
 
 
+# A run of digits with the separators people type inside a number, e.g. in
+# "sdt e la 0912 345 678 nhe" or "my number is +84 912-345-678".
+_PHONE_IN_TEXT = re.compile(r"[+＋]?\(?\d[\d .\-–()/\u00a0]{6,22}\d")
+
+
 def parse_phone(text: str, region: str = DEFAULT_REGION) -> str:
-    """A valid phone number in E.164 ("+84912345678").
+    """A valid phone number in E.164 ("+84912345678"), alone or within a sentence.
 
     Vietnamese numbers may be written nationally (0912 345 678, 024 3825 1234) or with 84 /
     +84 / 0084; other countries need "+" and the country code.
     Keys: validation.phone.empty, .letters, .too_short, .too_long, .invalid.
     """
+    try:
+        return _parse_phone_alone(text, region)
+    except InvalidInput as error:
+        if error.key != "validation.phone.letters":
+            raise
+        # Words around a number ("sđt em là 0912 345 678 ạ"): take the number in them.
+        for candidate in _PHONE_IN_TEXT.findall(text):
+            try:
+                return _parse_phone_alone(candidate, region)
+            except InvalidInput:
+                continue
+        raise
+
+
+def _parse_phone_alone(text: str, region: str) -> str:
     stripped = text.strip()
     if not stripped:
         raise InvalidInput("validation.phone.empty")
@@ -224,38 +243,6 @@ def parse_email(text: str) -> str:
     except (EmailNotValidError, ValueError):
         # ValueError also covers IDNA/Unicode errors from exotic domains.
         raise InvalidInput("validation.email.invalid") from None
-
-
-# Folded answers meaning "I'd rather not / I don't have one" for optional steps.
-_SKIP_WORDS = frozenset(
-    {
-        "bo qua",
-        "skip",
-        "ko",
-        "k",
-        "kg",
-        "khong",
-        "k co",
-        "ko co",
-        "khong co",
-        "khong can",
-        "no",
-        "none",
-        "n/a",
-        "-",
-        "–",
-        "—",
-    }
-)
-# Polite particles Vietnamese customers add at the end ("không có ạ", "bỏ qua nhé").
-_SKIP_TAIL = re.compile(r"(?:\s+(?:a|nhe|nha|nhen))+$")
-
-
-def is_skip(text: str) -> bool:
-    """True when the customer declines an optional step ("bỏ qua", "không", "skip", "-")."""
-    folded = fold(text).rstrip(".!")
-    folded = _SKIP_TAIL.sub("", folded).strip()
-    return folded in _SKIP_WORDS
 
 
 def parse_request(text: str) -> str:

@@ -2,18 +2,19 @@
 delete, withdraw consent — plus the staff admins' legal disclosure. Locked customers keep
 every one of these (`locked_ok`).
 
-Buttons: `rights:edit`, `rights:edit:<field>`, `rights:export`, `rights:delete`,
-`rights:delete:confirm`, `rights:withdraw`, `rights:withdraw:confirm`.
+Buttons: `RightsButton` (handlers/buttons.py): edit, edit a field, export, delete, confirm
+the deletion, keep, withdraw.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from handlers import engine
-from handlers.context import CONSENT_PURPOSE, Context
+from handlers.buttons import MyDataButton, ProfileField, RightsButton
+from handlers.context import CONSENT_PURPOSE, AfterCommit, Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
 from handlers.i18n import t
@@ -34,13 +35,16 @@ from handlers.orders.validators import (
     parse_phone,
     phone_from_contact,
 )
-from handlers.rights.erasure import erase_customer
-from handlers.rights.export import EXTRA_SECTIONS, collect, to_json_bytes
-from handlers.router import router
+from handlers.rights.erasure import erase_customer, purge_inactive
+from handlers.rights.export import collect, to_json_bytes
+from handlers.router import Router
 from storage.models import Customer, Disclosure, Order
 
+router = Router("rights")
+router.periodic("retention_erased")(purge_inactive)
+
 SELF_DELETING_CHANNELS = frozenset({"telegram", "console"})
-EDITABLE = ("full_name", "phone", "address", "email")
+EDITABLE: tuple[ProfileField, ...] = get_args(ProfileField)
 
 
 # ---- /mydata -------------------------------------------------------------------------------
@@ -88,7 +92,9 @@ def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
         for message in order["messages"]:
             arrow = "→" if message["direction"] == "in" else "←"
             lines.append(f"   {arrow} {message['text'][:200]}")
-    for name in EXTRA_SECTIONS:  # e.g. complaint tickets: items carry code, status, created_at
+    for (
+        name
+    ) in ctx.app.export_sections:  # e.g. complaint tickets: items carry code, status, created_at
         lines += ["", ctx.tr(f"rights.section.{name}")]
         lines += [
             f"• {item['code']} — {item['status']} — {_fmt_time(item['created_at'])}"
@@ -116,10 +122,10 @@ def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
 
 
 @router.command("mydata", help_key="help.cmd.mydata", locked_ok=True)
-@router.payload("mydata", locked_ok=True)
-async def mydata(ctx: Context) -> None:
+@router.payload(MyDataButton, locked_ok=True)
+async def mydata(ctx: Context, _: object = None) -> None:
     assert ctx.customer is not None
-    data = await collect(ctx.uow, ctx.customer, ctx.now)
+    data = await collect(ctx.uow, ctx.app.export_sections, ctx.customer, ctx.now)
     text = render_mydata(ctx, data)
     seconds = int(ctx.config.mydata_delete_after.total_seconds())
     self_delete = seconds > 0 and ctx.inbound.channel in SELF_DELETING_CHANNELS
@@ -128,12 +134,12 @@ async def mydata(ctx: Context) -> None:
         text += "\n\n" + ctx.tr("rights.mydata.self_delete", minutes=minutes)
     buttons = (
         (
-            ctx.button("rights.btn.edit", "rights:edit"),
-            ctx.button("rights.btn.export", "rights:export"),
+            ctx.button("rights.btn.edit", RightsButton("edit")),
+            ctx.button("rights.btn.export", RightsButton("export")),
         ),
         (
-            ctx.button("rights.btn.delete", "rights:delete"),
-            ctx.button("rights.btn.withdraw", "rights:withdraw"),
+            ctx.button("rights.btn.delete", RightsButton("delete")),
+            ctx.button("rights.btn.withdraw", RightsButton("withdraw")),
         ),
     )
     await ctx.reply(text, buttons, delete_after_seconds=seconds if self_delete else None)
@@ -147,7 +153,7 @@ async def export_command(ctx: Context) -> None:
 
 async def _export(ctx: Context) -> None:
     assert ctx.customer is not None
-    data = await collect(ctx.uow, ctx.customer, ctx.now)
+    data = await collect(ctx.uow, ctx.app.export_sections, ctx.customer, ctx.now)
     document = Document(
         filename=f"vietartview-data-{ctx.now:%Y%m%d}.json",
         content=to_json_bytes(data),
@@ -164,7 +170,7 @@ def _edit_flow(field: str, step: Step) -> Flow:
     async def apply(ctx: Context, values: dict[str, Any]) -> None:
         await _apply_edit(ctx, field, values.get(field))
 
-    return engine.register(
+    return router.flow(
         Flow(
             name=f"edit_{field}",
             title="rights.edit.title",
@@ -244,7 +250,7 @@ async def _apply_edit(ctx: Context, field: str, value: str | None) -> None:
 
 async def _edit_menu(ctx: Context) -> None:
     buttons = tuple(
-        (ctx.button(f"order.field.{field}", f"rights:edit:{field}"),) for field in EDITABLE
+        (ctx.button(f"order.field.{field}", RightsButton("edit", field)),) for field in EDITABLE
     )
     await ctx.reply(ctx.tr("rights.edit.choose"), buttons)
 
@@ -268,18 +274,21 @@ async def _ask_delete(ctx: Context) -> None:
             "rights.delete.open_orders", codes=", ".join(o.code for o in open_orders)
         )
     buttons = (
-        (ctx.button("rights.btn.delete_confirm", "rights:delete:confirm"),),
-        (ctx.button("rights.btn.keep", "rights:keep"),),
+        (ctx.button("rights.btn.delete_confirm", RightsButton("delete", "confirm")),),
+        (ctx.button("rights.btn.keep", RightsButton("keep")),),
     )
     await ctx.reply(text, buttons)
 
 
 async def _delete(ctx: Context) -> None:
     assert ctx.customer is not None
-    reference = await erase_customer(ctx.uow, ctx.config, ctx.customer, ctx.now, ctx.actor)
+    reference = await erase_customer(
+        ctx.uow, ctx.app.erasers, ctx.config, ctx.customer, ctx.now, ctx.actor
+    )
     ctx.customer = None
     ctx.state = None
-    ctx.after_commit += ["checkpoint", "chat_erased"]  # WAL, and files kept by the adapter
+    ctx.after_commit.add(AfterCommit.CHECKPOINT_WAL)
+    ctx.after_commit.add(AfterCommit.CHAT_ERASED)
     await ctx.reply(ctx.tr("rights.delete.done", reference=reference))
 
 
@@ -303,15 +312,13 @@ async def _withdraw(ctx: Context) -> None:
             await ctx.to_staff(ctx.staff_text("rights.staff.consent_withdrawn", code=order.code))
     await ctx.reply(
         ctx.tr("rights.withdraw.done"),
-        ((ctx.button("rights.btn.delete", "rights:delete"),),),
+        ((ctx.button("rights.btn.delete", RightsButton("delete")),),),
     )
 
 
-@router.payload("rights", locked_ok=True)
-async def rights_button(ctx: Context) -> None:
-    parts = (ctx.inbound.payload or "").split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    detail = parts[2] if len(parts) > 2 else ""
+@router.payload(RightsButton, locked_ok=True)
+async def rights_button(ctx: Context, button: RightsButton) -> None:
+    action, detail = button.action, button.detail
     if action == "edit" and detail in EDIT_FLOWS:
         await engine.begin(ctx, EDIT_FLOWS[detail])
     elif action == "edit":
@@ -324,10 +331,8 @@ async def rights_button(ctx: Context) -> None:
         await _ask_delete(ctx)
     elif action == "keep":
         await ctx.reply(ctx.tr("rights.delete.kept"))
-    elif action == "withdraw":
-        await _withdraw(ctx)
     else:
-        await ctx.reply(ctx.tr("flow.stale_button"))
+        await _withdraw(ctx)
 
 
 # ---- legal disclosure (staff admins) -------------------------------------------------------
@@ -352,7 +357,7 @@ async def legal_disclosure(ctx: Context) -> None:
     if customer is None:
         await ctx.to_staff(ctx.staff_text("rights.legal.not_found"))
         return
-    data = await collect(ctx.uow, customer, ctx.now)
+    data = await collect(ctx.uow, ctx.app.export_sections, customer, ctx.now)
     await ctx.uow.orders.add_disclosure(
         Disclosure(
             customer_id=customer.id,
@@ -390,6 +395,3 @@ async def _customer_by_code_or_phone(ctx: Context, target: str) -> Customer | No
             return None
         return await ctx.uow.customers.by_phone(phone)
     return None
-
-
-router.menu_item("menu.mydata", "mydata")

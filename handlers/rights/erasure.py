@@ -12,17 +12,17 @@ a WAL checkpoint after the commit (`ctx.after_commit.append("checkpoint")`).
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import ShopConfig, staff_notice
 from handlers.i18n import t
 from handlers.messages import Outbound
 from handlers.orders import codes
 from handlers.orders.service import CANCELLED, OPEN_STATUSES, order_tag
+from handlers.router import Composition, Eraser
 from storage.models import (
     ChannelIdentity,
     ConversationState,
@@ -36,15 +36,17 @@ from storage.models import (
 )
 from storage.repositories import UnitOfWork
 
-# Other features register how to erase their own rows (e.g. complaint tickets).
-ExtraEraser = Callable[[AsyncSession, int, datetime], Awaitable[list[str]]]
-EXTRA_ERASERS: list[ExtraEraser] = []
-
 
 async def erase_customer(
-    uow: UnitOfWork, config: ShopConfig, customer: Customer, now: datetime, actor: str
+    uow: UnitOfWork,
+    erasers: Sequence[Eraser],
+    config: ShopConfig,
+    customer: Customer,
+    now: datetime,
+    actor: str,
 ) -> str:
-    """Erase `customer` inside the caller's transaction; returns the erasure reference."""
+    """Erase `customer` inside the caller's transaction; returns the erasure reference.
+    `erasers` are the other features' hooks for their own rows (e.g. complaint tickets)."""
     session = uow.session
     reference = codes.new_code("DEL")
     identities = (
@@ -81,8 +83,8 @@ async def erase_customer(
         .where(Disclosure.customer_id == customer.id)
         .values(customer_id=None, reason=None)
     )
-    for eraser in EXTRA_ERASERS:
-        staff_tags += await eraser(session, customer.id, now)
+    for eraser in erasers:
+        staff_tags += await eraser(uow, customer.id, now)
     await session.execute(delete(RelayedMessage).where(RelayedMessage.customer_id == customer.id))
 
     # Staff-chat copies: edit every delivered message about them to a redaction notice.
@@ -182,12 +184,14 @@ async def _redact_staff_copies(
         await uow.outbox.add(message.channel, message.chat_id, message.to_json(), now)
 
 
-async def purge_inactive(uow: UnitOfWork, config: ShopConfig, now: datetime) -> int:
+async def purge_inactive(
+    uow: UnitOfWork, app: Composition, config: ShopConfig, now: datetime
+) -> int:
     """Retention: erase customers inactive longer than `config.retention_days` (0 = never)."""
     if config.retention_days <= 0:
         return 0
     cutoff = now - timedelta(days=config.retention_days)
     customers = await uow.customers.inactive_since(cutoff)
     for customer in customers:
-        await erase_customer(uow, config, customer, now, actor="system:retention")
+        await erase_customer(uow, app.erasers, config, customer, now, actor="system:retention")
     return len(customers)

@@ -5,28 +5,30 @@ they download can never differ."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from handlers.context import CONSENT_PURPOSE
+from handlers.router import ExportSection
 from storage.models import Customer
 from storage.repositories import UnitOfWork
+from storage.tags import Tag
 
 SCHEMA_VERSION = 1
-
-# Other features add their own sections (e.g. "tickets" from support).
-SectionCollector = Callable[[AsyncSession, int], Awaitable[list[dict[str, Any]]]]
-EXTRA_SECTIONS: dict[str, SectionCollector] = {}
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-async def collect(uow: UnitOfWork, customer: Customer, now: datetime) -> dict[str, Any]:
+async def collect(
+    uow: UnitOfWork,
+    sections: Mapping[str, ExportSection],
+    customer: Customer,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole export; `sections` are the other features' parts (e.g. "tickets")."""
     identities = await uow.customers.identities_of(customer.id)
     consents = await uow.consents.of(customer.id)
     orders = await uow.orders.of_customer(customer.id)
@@ -85,7 +87,7 @@ async def collect(uow: UnitOfWork, customer: Customer, now: datetime) -> dict[st
                 "product_code": o.product_code,
                 "photos": list(o.photos or []),
                 "status_history": [{"status": h.status, "at": iso(h.at)} for h in o.history],
-                "messages": messages_by_thread.pop(f"order:{o.id}", []),
+                "messages": messages_by_thread.pop(str(Tag("order", o.id)), []),
             }
             for o in orders
         ],
@@ -106,8 +108,8 @@ async def collect(uow: UnitOfWork, customer: Customer, now: datetime) -> dict[st
             for d in disclosures
         ],
     }
-    for name, collector in EXTRA_SECTIONS.items():
-        data[name] = await collector(uow.session, customer.id)
+    for name, collector in sections.items():
+        data[name] = await collector(uow, customer.id)
     return data
 
 

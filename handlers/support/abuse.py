@@ -28,9 +28,13 @@ from handlers.errors import InvalidInput
 from handlers.i18n import t
 from handlers.orders import codes
 from handlers.orders.validators import parse_phone
-from handlers.router import router
+from handlers.router import Router
+from handlers.support.complaints import leading_ticket_code
+from handlers.support.talk import THREAD_PREFIX, leading_code
 from storage.models import Customer, Order
 from storage.support import SupportRepository
+
+router = Router("abuse")
 
 FLOOD_LIMIT = ShopConfig.flood_limit  # defaults; the running bot uses the settings
 FLOOD_WINDOW = ShopConfig.flood_window
@@ -92,6 +96,7 @@ def flood_control(ctx: Context) -> FloodControl:
     return control
 
 
+@router.inbound_filter
 async def allow(ctx: Context) -> bool:
     """Count this customer message; False when it must be dropped (the notice, once, is
     already in the outbox then)."""
@@ -130,9 +135,6 @@ async def _target(ctx: Context, args: str) -> tuple[Customer | None, str, str]:
     Returns (customer, what was used — for the audit and the staff reply —, the rest of
     `args`). On failure the customer is None and the staff chat has been told why.
     """
-    from handlers.support.complaints import leading_ticket_code
-    from handlers.support.talk import THREAD_PREFIX, leading_code
-
     args = args.strip()
     repo = SupportRepository(ctx.uow.session)
     customer_id: int | None = None

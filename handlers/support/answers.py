@@ -21,73 +21,82 @@ anything unclear is left to the order relay.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from handlers.buttons import (
+    ComplaintButton,
+    KbButton,
+    MenuButton,
+    MyDataButton,
+    OrderButton,
+    PolicyButton,
+    ReturnsButton,
+    RightsButton,
+    TalkButton,
+)
 from handlers.context import ButtonRows, Context
-from handlers.dispatcher import show_menu
 from handlers.messages import Button
-from handlers.orders.flow import start_order
 from handlers.orders.service import OPEN_STATUSES
-from handlers.router import router
-from handlers.support.complaints import start_complaint
-from handlers.support.returns import start_returns
-from handlers.support.talk import open_talk
+from handlers.payloads import Payload
+from handlers.router import Router
 from handlers.support.understanding import Understanding, all_topics, topic_actions, understand
+from handlers.words import looks_like_question
 
-# What each action button of a topic (topics.toml `actions`) does: a payload route.
-ACTION_PAYLOADS = {
-    "order": "order",
-    "mydata": "mydata",
-    "edit": "rights:edit",
-    "export": "rights:export",
-    "delete": "rights:delete",
-    "complaint": "complaint",
-    "staff": "talk",
-    "policy": "policy",
-    "menu": "menu",
+router = Router("answers")
+
+# What each action button of a topic (topics.toml `actions`) does.
+ACTION_PAYLOADS: dict[str, Payload] = {
+    "order": OrderButton(),
+    "mydata": MyDataButton(),
+    "edit": RightsButton("edit"),
+    "export": RightsButton("export"),
+    "delete": RightsButton("delete"),
+    "complaint": ComplaintButton(),
+    "staff": TalkButton(),
+    "policy": PolicyButton(),
+    "menu": MenuButton(),
 }
-# The payload offering an intent in "did you mean…?" (greeting and thanks are never offered).
-INTENT_PAYLOADS = {
+# The button offering an intent in "did you mean…?" (greeting and thanks are never offered).
+INTENT_PAYLOADS: dict[str, Payload] = {
+    "order": OrderButton(),
+    "complaint": ComplaintButton(),
+    "mydata": MyDataButton(),
+    "delete_data": RightsButton("delete"),
+    "return_warranty": ReturnsButton(),
+    "talk_to_staff": TalkButton(),
+}
+# Intents that start a feature's continuation (the feature asks for consent when it must).
+INTENT_CONTINUATIONS = {
     "order": "order",
     "complaint": "complaint",
-    "mydata": "mydata",
-    "delete_data": "rights:delete",
     "return_warranty": "returns",
     "talk_to_staff": "talk",
 }
 # Intents left to the order relay while an order is open (they belong to that conversation).
 RELAYED_WHILE_ORDER_OPEN = frozenset({"greeting", "thanks", "talk_to_staff"})
 # When a route is not available, the knowledge-base answer that explains the same thing.
-FALLBACK_TOPICS = {"mydata": "collected", "rights:delete": "delete"}
-
-# The support entries of the main menu (after the order entry), in this order.
-for _label, _payload in (
-    ("menu.faq", "kb"),
-    ("menu.complaint", "complaint"),
-    ("menu.returns", "returns"),
-    ("menu.talk", "talk"),
-):
-    router.menu_item(_label, _payload)
+FALLBACK_TOPICS = {"mydata": "collected", "delete_data": "delete"}
 
 
-@router.text(priority=10)
-async def understand_free_text(ctx: Context) -> None:
+@router.text
+async def understand_free_text(ctx: Context) -> bool:
     text = ctx.inbound.text.strip()
     if not text or ctx.customer is None:
-        return
+        return False
     result = understand(text)
     if result.kind == "unknown" or result.key is None:
-        return
+        return False
     order_open = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES) is not None
     if result.confident and result.kind == "topic":
         await show_answer(ctx, result.key)
-    elif result.confident:
+        return True
+    if result.confident:
         if order_open and result.key in RELAYED_WHILE_ORDER_OPEN:
-            return
+            return False
         await ctx.audit("intent", detail=result.key)
         await run_intent(ctx, result.key)
-    elif not order_open:
-        await suggest(ctx, result)
+        return True
+    if order_open:
+        return False
+    return await suggest(ctx, result)
 
 
 async def show_answer(ctx: Context, topic: str) -> None:
@@ -98,67 +107,71 @@ async def show_answer(ctx: Context, topic: str) -> None:
 
 
 async def run_intent(ctx: Context, intent: str) -> None:
-    if intent == "order":
-        await start_order(ctx, {})
-    elif intent == "complaint":
-        await start_complaint(ctx, {})
-    elif intent == "return_warranty":
-        await start_returns(ctx, {})
-    elif intent == "talk_to_staff":
-        await open_talk(ctx, {})
-    elif intent == "mydata":
-        await run_payload(ctx, "mydata")
-    elif intent == "delete_data":
-        # Never erase from free text: this is the screen that asks for confirmation.
-        await run_payload(ctx, "rights:delete")
+    continuation = ctx.app.continuations.get(INTENT_CONTINUATIONS.get(intent, ""))
+    if continuation is not None:
+        # What they wrote goes along: "em muốn đặt tranh sơn dầu" already says what to order.
+        await continuation(ctx, {"text": ctx.inbound.text[:500]})
+    elif intent in ("mydata", "delete_data"):
+        # "delete" never erases from free text: its button shows the confirmation screen.
+        await press(ctx, INTENT_PAYLOADS[intent], FALLBACK_TOPICS[intent])
     elif intent == "greeting":
-        await show_menu(ctx, ctx.tr("support.greeting"))
+        await ctx.show_menu(ctx.tr("support.greeting"))
     elif intent == "thanks":
         await ctx.reply(ctx.tr("support.thanks"))
 
 
-async def run_payload(ctx: Context, payload: str) -> None:
-    """Do what pressing a button with `payload` does (the data-rights screens)."""
-    route = router.find_payload(payload)
+async def press(ctx: Context, payload: Payload, fallback_topic: str) -> None:
+    """Do what pressing a button with `payload` does (the data-rights screens); without
+    that feature, the knowledge-base answer that explains it."""
+    route = ctx.app.payloads.get(payload.prefix)
     if route is None or route.staff:
-        await show_answer(ctx, FALLBACK_TOPICS.get(payload, "collected"))
+        await show_answer(ctx, fallback_topic)
         return
-    original = ctx.inbound
-    ctx.inbound = replace(original, payload=payload)
-    try:
-        await route.handler(ctx)
-    finally:
-        ctx.inbound = original
+    await route.handler(ctx, payload)
 
 
 def _suggestion_button(ctx: Context, key: str) -> Button | None:
     if key in all_topics():
-        return Button(ctx.tr(f"kb.{key}.title"), f"kb:{key}")
+        return ctx.button(f"kb.{key}.title", KbButton(key))
     if key in INTENT_PAYLOADS:
         return ctx.button(f"support.intent.{key}", INTENT_PAYLOADS[key])
     return None
 
 
-async def suggest(ctx: Context, result: Understanding) -> None:
+async def suggest(ctx: Context, result: Understanding) -> bool:
     """ "Did you mean…?" with the likeliest two or three topics/intents, and the menu."""
     keys = result.alternatives or ((result.key,) if result.key else ())
     buttons = [b for k in keys[:3] if (b := _suggestion_button(ctx, k)) is not None]
     if not buttons:
-        return  # nothing worth offering: the fallback menu follows
-    rows: ButtonRows = (*((b,) for b in buttons), (ctx.button("support.btn.menu", "menu"),))
+        return False  # nothing worth offering: the fallback menu follows
+    rows: ButtonRows = (*((b,) for b in buttons), (ctx.button("support.btn.menu", MenuButton()),))
     await ctx.reply(ctx.tr("support.did_you_mean"), rows)
+    return True
 
 
 @router.command("faq", help_key="help.cmd.faq", locked_ok=True)
-@router.payload("kb", locked_ok=True)
-async def kb_button(ctx: Context) -> None:
-    """ "kb:<topic>" shows one answer; "kb" and `/faq` list every topic."""
-    topic = (ctx.inbound.payload or "").partition(":")[2]
+@router.payload(KbButton, locked_ok=True)
+async def kb_button(ctx: Context, button: KbButton | None = None) -> None:
+    """A topic's button shows its answer; the bare "kb" button and `/faq` list every topic."""
+    topic = button.topic if button is not None else ""
     if topic in all_topics():
         await show_answer(ctx, topic)
         return
     if topic:
         await ctx.reply(ctx.tr("flow.stale_button"))
         return
-    rows = tuple((Button(ctx.tr(f"kb.{key}.title"), f"kb:{key}"),) for key in all_topics())
+    rows = tuple((ctx.button(f"kb.{key}.title", KbButton(key)),) for key in all_topics())
     await ctx.reply(ctx.tr("support.faq_intro"), rows)
+
+
+@router.interjection
+async def answer_mid_flow(ctx: Context) -> bool:
+    """A privacy question in the middle of a form gets its answer; the form goes on."""
+    text = ctx.inbound.text.strip()
+    if not text or not looks_like_question(text):
+        return False
+    result = understand(text)
+    if result.kind == "topic" and result.confident and result.key is not None:
+        await show_answer(ctx, result.key)
+        return True
+    return False

@@ -25,21 +25,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from handlers import engine
+from handlers.buttons import ComplaintButton, MyTicketsButton, TicketButton
 from handlers.context import ButtonRows, Context, ShopConfig
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
 from handlers.flows.consent import after_consent
 from handlers.i18n import pick_language, t
-from handlers.maintenance import PERIODIC_TASKS
 from handlers.messages import Button, Outbound
 from handlers.orders import codes
 from handlers.orders.service import local_time, order_tag
-from handlers.rights.erasure import EXTRA_ERASERS
-from handlers.rights.export import EXTRA_SECTIONS
-from handlers.router import router
+from handlers.router import Composition, Router
 from handlers.support.talk import leading_code, new_support_code
 from handlers.text import fold
 from storage.models import Customer, Order
@@ -55,6 +51,9 @@ from storage.support import (
     Ticket,
     ticket_tag,
 )
+from storage.tags import Tag
+
+router = Router("complaints")
 
 MAX_TEXT = 2000
 MAX_PHOTOS = 5
@@ -129,14 +128,14 @@ async def _file_complaint(ctx: Context, values: dict[str, Any]) -> None:
     key = "complaint.received_urgent" if ticket.urgent else "complaint.received"
     await ctx.reply(
         ctx.tr(key, code=ticket.code, hours=ctx.config.shop_hours),
-        ((ctx.button("support.btn.my_tickets", "mytickets"),),),
+        ((ctx.button("support.btn.my_tickets", MyTicketsButton()),),),
     )
 
 
 CATEGORY_CHOICES = tuple((f"complaint.choice.{c}", c) for c in CATEGORIES)
 
 
-COMPLAINT_FLOW = engine.register(
+COMPLAINT_FLOW = router.flow(
     Flow(
         name="complaint",
         title="complaint.review_title",
@@ -169,24 +168,24 @@ COMPLAINT_FLOW = engine.register(
 
 
 @router.command("complaint", help_key="help.cmd.complaint")
-@router.payload("complaint")
-async def complaint_command(ctx: Context) -> None:
+@router.payload(ComplaintButton)
+async def complaint_command(ctx: Context, _: object = None) -> None:
     await start_complaint(ctx, {})
 
 
-@after_consent("complaint")
+@after_consent(router, "complaint")
 async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
     await engine.begin(ctx, COMPLAINT_FLOW)
 
 
 @router.command("complaints", help_key="help.cmd.complaints", locked_ok=True)
-@router.payload("mytickets", locked_ok=True)
-async def my_tickets(ctx: Context) -> None:
+@router.payload(MyTicketsButton, locked_ok=True)
+async def my_tickets(ctx: Context, _: object = None) -> None:
     assert ctx.customer is not None
-    tickets = await tickets_of(ctx.uow.session, ctx.customer.id)
+    tickets = await tickets_of(ctx.uow, ctx.customer.id)
     if not tickets:
         await ctx.reply(
-            ctx.tr("support.tickets.none"), ((ctx.button("menu.complaint", "complaint"),),)
+            ctx.tr("support.tickets.none"), ((ctx.button("menu.complaint", ComplaintButton()),),)
         )
         return
     lines = [ctx.tr("support.tickets.title")]
@@ -338,9 +337,13 @@ def alert_buttons(config: ShopConfig, ticket: Ticket) -> ButtonRows:
     lang = config.default_language
     buttons = []
     if ticket.status == OPEN:
-        buttons.append(Button(t(lang, "support.staff.btn_ack"), f"cp:{ticket.id}:ack"))
+        buttons.append(
+            Button(t(lang, "support.staff.btn_ack"), TicketButton(ticket.id, "ack").pack())
+        )
     if ticket.status != RESOLVED:
-        buttons.append(Button(t(lang, "support.staff.btn_resolve"), f"cp:{ticket.id}:resolve"))
+        buttons.append(
+            Button(t(lang, "support.staff.btn_resolve"), TicketButton(ticket.id, "resolve").pack())
+        )
     return (tuple(buttons),) if buttons else ()
 
 
@@ -367,27 +370,15 @@ def _customer_language(ctx: Context, customer: Customer) -> str:
 # ---- staff actions -------------------------------------------------------------------------
 
 
-async def _ticket_from_payload(ctx: Context) -> tuple[Ticket | None, str]:
-    parts = (ctx.inbound.payload or "").split(":")
-    repo = SupportRepository(ctx.uow.session)
-    ticket = await repo.ticket(int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+@router.payload(TicketButton, staff=True, refused_key="support.staff.not_found")
+async def ticket_button(ctx: Context, button: TicketButton) -> None:
+    ticket = await SupportRepository(ctx.uow.session).ticket(button.ticket_id)
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
-        return None, ""
-    return ticket, parts[2]
-
-
-@router.payload("cp", staff=True)
-async def ticket_button(ctx: Context) -> None:
-    ticket, action = await _ticket_from_payload(ctx)
-    if ticket is None:
-        return
-    if action == "ack":
+    elif button.action == "ack":
         await acknowledge(ctx, ticket)
-    elif action == "resolve":
-        await ask_resolution(ctx, ticket)
     else:
-        await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+        await ask_resolution(ctx, ticket)
 
 
 async def acknowledge(ctx: Context, ticket: Ticket) -> None:
@@ -416,7 +407,8 @@ async def ask_resolution(ctx: Context, ticket: Ticket) -> None:
         return
     # A reply to this prompt (Telegram) is taken as the response: see `resolution_reply`.
     await ctx.to_staff(
-        ctx.staff_text("support.staff.resolve_how", code=ticket.code), tag=f"resolve:{ticket.id}"
+        ctx.staff_text("support.staff.resolve_how", code=ticket.code),
+        tag=str(Tag("resolve", ticket.id)),
     )
 
 
@@ -490,22 +482,23 @@ async def resolve_command(ctx: Context) -> None:
     await resolve(ctx, ticket, response)
 
 
-@router.staff_text(priority=10)
-async def resolution_reply(ctx: Context) -> None:
+@router.staff_text
+async def resolution_reply(ctx: Context) -> bool:
     """A staff reply to the "how to resolve" prompt is the response to the customer."""
     if not ctx.inbound.reply_to_message_id:
-        return
+        return False
     replied = await ctx.uow.outbox.by_platform_id(
         ctx.inbound.channel, ctx.inbound.chat_id, ctx.inbound.reply_to_message_id
     )
-    tag = replied.tag if replied is not None else None
-    if not tag or not tag.startswith("resolve:") or not tag[8:].isdigit():
-        return
-    ticket = await SupportRepository(ctx.uow.session).ticket(int(tag[8:]))
+    tag = Tag.parse(replied.tag if replied is not None else None)
+    if tag is None or tag.kind != "resolve":
+        return False
+    ticket = await SupportRepository(ctx.uow.session).ticket(tag.id)
     if ticket is None:
         await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
-        return
+        return True
     await resolve(ctx, ticket, ctx.inbound.text)
+    return True
 
 
 @router.command("tickets", staff=True, help_key="help.staff.tickets")
@@ -535,7 +528,10 @@ def reannounce_intervals(config: ShopConfig) -> tuple[timedelta, timedelta]:
     return normal, urgent
 
 
-async def reannounce_due(uow: UnitOfWork, config: ShopConfig, now: datetime) -> int:
+@router.periodic("tickets_reannounced")
+async def reannounce_due(
+    uow: UnitOfWork, app: Composition, config: ShopConfig, now: datetime
+) -> int:
     """Re-post every open ticket nobody acknowledged within its interval (urgent: 1 h, else
     4 h since the last announcement) in the staff chat, threaded under its alert, with the
     alert's buttons. Returns how many; the caller commits and wakes the delivery worker."""
@@ -586,21 +582,21 @@ async def reannounce_due(uow: UnitOfWork, config: ShopConfig, now: datetime) -> 
 # ---- data rights: what /mydata, export and erasure use -------------------------------------
 
 
-async def tickets_of(session: AsyncSession, customer_id: int) -> Sequence[Ticket]:
+async def tickets_of(uow: UnitOfWork, customer_id: int) -> Sequence[Ticket]:
     """The customer's tickets, newest first (for /complaints, /mydata and the export)."""
-    return await SupportRepository(session).tickets_of(customer_id)
+    return await SupportRepository(uow.session).tickets_of(customer_id)
 
 
-async def erase_customer_tickets(
-    session: AsyncSession, customer_id: int, now: datetime
-) -> list[str]:
+@router.eraser
+async def erase_customer_tickets(uow: UnitOfWork, customer_id: int, now: datetime) -> list[str]:
     """Clear description, photos and response of the customer's tickets, detach them and
     their support threads from the customer; returns the staff-chat tags ("ticket:<id>",
-    "support:<id>") whose copies must be redacted. Fits `erasure.EXTRA_ERASERS`."""
-    return await SupportRepository(session).erase_customer(customer_id, now)
+    "support:<id>") whose copies must be redacted."""
+    return await SupportRepository(uow.session).erase_customer(customer_id, now)
 
 
-async def _export_tickets(session: AsyncSession, customer_id: int) -> list[dict[str, Any]]:
+@router.export_section("tickets")
+async def _export_tickets(uow: UnitOfWork, customer_id: int) -> list[dict[str, Any]]:
     """The customer's tickets for /mydata and the export (see docs/export.schema.json)."""
     return [
         {
@@ -614,11 +610,5 @@ async def _export_tickets(session: AsyncSession, customer_id: int) -> list[dict[
             "response": ticket.response,
             "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
         }
-        for ticket in await tickets_of(session, customer_id)
+        for ticket in await tickets_of(uow, customer_id)
     ]
-
-
-# This feature's part in erasure, /mydata + export, and the periodic maintenance.
-EXTRA_ERASERS.append(erase_customer_tickets)
-EXTRA_SECTIONS["tickets"] = _export_tickets
-PERIODIC_TASKS["tickets_reannounced"] = reannounce_due

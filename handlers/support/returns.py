@@ -20,6 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import engine
+from handlers.buttons import (
+    MyTicketsButton,
+    OrderButton,
+    ReturnOrderButton,
+    ReturnsButton,
+    TalkButton,
+)
 from handlers.context import Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
@@ -27,7 +34,7 @@ from handlers.flows.consent import after_consent, ensure_consent
 from handlers.messages import Button
 from handlers.orders import codes
 from handlers.orders.service import CANCELLED, local_time
-from handlers.router import router
+from handlers.router import Router
 from handlers.support.complaints import (
     MAX_PHOTOS,
     create_ticket,
@@ -37,6 +44,8 @@ from handlers.support.complaints import (
 from handlers.text import fold
 from storage.models import Order
 from storage.support import RETURN, WARRANTY
+
+router = Router("returns")
 
 MAX_ORDER_BUTTONS = 10
 KIND_CHOICES = ((f"returns.choice.{RETURN}", RETURN), (f"returns.choice.{WARRANTY}", WARRANTY))
@@ -94,11 +103,11 @@ async def _file_request(ctx: Context, values: dict[str, Any]) -> None:
             what=ctx.tr(f"support.kind.{kind}"),
             hours=ctx.config.shop_hours,
         ),
-        ((ctx.button("support.btn.my_tickets", "mytickets"),),),
+        ((ctx.button("support.btn.my_tickets", MyTicketsButton()),),),
     )
 
 
-RETURN_FLOW = engine.register(
+RETURN_FLOW = router.flow(
     Flow(
         name="returns",
         title="returns.review_title",
@@ -127,8 +136,8 @@ RETURN_FLOW = engine.register(
 
 
 @router.command("return", "returns", "warranty", help_key="help.cmd.return")
-@router.payload("returns")
-async def returns_command(ctx: Context) -> None:
+@router.payload(ReturnsButton)
+async def returns_command(ctx: Context, _: object = None) -> None:
     """`/return` asks which order; `/return VAV-XXXXX` takes that (own) order directly."""
     typed = ctx.inbound.args.strip()
     if not typed:
@@ -145,7 +154,7 @@ async def returns_command(ctx: Context) -> None:
     await begin_request(ctx, own)
 
 
-@after_consent("returns")
+@after_consent(router, "returns")
 async def start_returns(ctx: Context, context: dict[str, Any]) -> None:
     assert ctx.customer is not None
     if "order_id" in context:
@@ -161,20 +170,23 @@ async def start_returns(ctx: Context, context: dict[str, Any]) -> None:
     if not orders:
         await ctx.reply(
             ctx.tr("returns.no_orders"),
-            ((ctx.button("menu.talk", "talk"),), (ctx.button("menu.order", "order"),)),
+            (
+                (ctx.button("menu.talk", TalkButton()),),
+                (ctx.button("menu.order", OrderButton()),),
+            ),
         )
         return
     rows = tuple(
-        (Button(f"{o.code} · {local_time(o.created_at)[:10]}", f"rt:{o.id}"),) for o in orders
+        (Button(f"{o.code} · {local_time(o.created_at)[:10]}", ReturnOrderButton(o.id).pack()),)
+        for o in orders
     )
     await ctx.reply(ctx.tr("returns.choose_order"), rows)
 
 
-@router.payload("rt")
-async def order_button(ctx: Context) -> None:
+@router.payload(ReturnOrderButton, refused_key="returns.order_not_found")
+async def order_button(ctx: Context, button: ReturnOrderButton) -> None:
     assert ctx.customer is not None
-    raw = (ctx.inbound.payload or "").partition(":")[2]
-    order = await _own_order(ctx, int(raw)) if raw.isdigit() else None
+    order = await _own_order(ctx, button.order_id)
     if order is None:
         await ctx.reply(ctx.tr("returns.order_not_found"))
         return

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from handlers.buttons import TalkButton, ThreadButton
 from handlers.context import ButtonRows, Context
 from handlers.flows.consent import after_consent
 from handlers.i18n import t
@@ -24,9 +25,12 @@ from handlers.messages import Button
 from handlers.orders import codes
 from handlers.orders.service import local_time
 from handlers.relay import relay_from_customer, relay_to_customer, replied_thread
-from handlers.router import router
+from handlers.router import Router
 from storage.models import Customer
 from storage.support import SupportRepository, SupportThread, thread_tag
+from storage.tags import Tag
+
+router = Router("talk")
 
 THREAD_PREFIX = "TK"
 
@@ -53,12 +57,12 @@ async def new_support_code(repo: SupportRepository, prefix: str) -> str:
 
 
 @router.command("staff", help_key="help.cmd.staff")
-@router.payload("talk")
-async def talk_command(ctx: Context) -> None:
+@router.payload(TalkButton)
+async def talk_command(ctx: Context, _: object = None) -> None:
     await open_talk(ctx, {})
 
 
-@after_consent("talk")
+@after_consent(router, "talk")
 async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
     """Open a support thread (or point to the one already open)."""
     assert ctx.customer is not None
@@ -84,17 +88,18 @@ async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
     await ctx.reply(ctx.tr("talk.opened", code=thread.code, hours=ctx.config.shop_hours))
 
 
-@router.text(priority=10)
-async def relay_open_thread(ctx: Context) -> None:
+@router.text
+async def relay_open_thread(ctx: Context) -> bool:
     """While a support thread is open, the customer's free text goes to the staff chat."""
     if ctx.customer is None or not ctx.inbound.text.strip():
-        return
+        return False
     thread = await SupportRepository(ctx.uow.session).open_thread_of(ctx.customer.id)
     if thread is None:
-        return
+        return False
     heading = ctx.staff_text("talk.staff.from_customer", code=thread.code)
     await relay_from_customer(ctx, thread_tag(thread), heading, ctx.inbound.text)
     await ctx.reply(ctx.tr("talk.relayed"))
+    return True
 
 
 # ---- staff side ----------------------------------------------------------------------------
@@ -123,7 +128,7 @@ def thread_buttons(ctx: Context, thread: SupportThread) -> ButtonRows:
     if thread.closed_at is not None:
         return ()
     label = t(ctx.config.default_language, "talk.staff.btn_close")
-    return ((Button(label, f"tk:{thread.id}:close"),),)
+    return ((Button(label, ThreadButton(thread.id, "close").pack()),),)
 
 
 async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
@@ -134,25 +139,26 @@ async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
     return thread
 
 
-@router.staff_text(priority=10)
-async def staff_reply(ctx: Context) -> None:
+@router.staff_text
+async def staff_reply(ctx: Context) -> bool:
     """A reply to a support-thread message, or "TK-XXXXX text", goes to the customer."""
     repo = SupportRepository(ctx.uow.session)
     text = ctx.inbound.text.strip()
     thread: SupportThread | None = None
-    tag = await replied_thread(ctx)
-    if tag and tag.startswith("support:") and tag[8:].isdigit():
-        thread = await repo.thread(int(tag[8:]))
+    tag = Tag.parse(await replied_thread(ctx))
+    if tag is not None and tag.kind == "support":
+        thread = await repo.thread(tag.id)
     if thread is None:
         code, rest = leading_code(text, THREAD_PREFIX)
         if code is None:
-            return
+            return False
         thread = await repo.thread_by_code(code)
         if thread is None:
             await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
-            return
+            return True
         text = rest
     await answer_in_thread(ctx, thread, text)
+    return True
 
 
 @router.command("reply", staff=True, help_key="help.staff.reply")
@@ -187,12 +193,10 @@ async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> No
     )
 
 
-@router.payload("tk", staff=True)
-async def thread_button(ctx: Context) -> None:
-    parts = (ctx.inbound.payload or "").split(":")
-    repo = SupportRepository(ctx.uow.session)
-    thread = await repo.thread(int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
-    if thread is None or parts[2] != "close":
+@router.payload(ThreadButton, staff=True, refused_key="talk.staff.not_found")
+async def thread_button(ctx: Context, button: ThreadButton) -> None:
+    thread = await SupportRepository(ctx.uow.session).thread(button.thread_id)
+    if thread is None:
         await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
         return
     await close_thread(ctx, thread)
