@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
 from storage.db import DatabaseUnavailable, StorageError, describe_db_error
+from storage.lock import DatabaseLocked
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,21 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would contain the token
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
 async def _migrate(settings: Settings) -> None:
     from bot.app import open_database
 
-    engine, _ = await open_database(settings)
-    await engine.dispose()
+    async with open_database(settings):
+        pass
     print(f"Database is up to date: {settings.resolved_database_url.split('///')[-1]}")
 
 
@@ -76,12 +68,9 @@ async def _purge(settings: Settings) -> None:
     from bot.app import open_database, shop_config, staff_chat
     from bot.runtime import Runtime
 
-    engine, sessions = await open_database(settings)
-    try:
+    async with open_database(settings) as (_engine, sessions):
         runtime = Runtime(sessions, shop_config(settings, *staff_chat(settings)))
         counts = await runtime.maintain()
-    finally:
-        await engine.dispose()
     print(
         f"Erased {counts.get('retention_erased', 0)} inactive customer(s) "
         f"(retention {settings.retention_days} days); "
@@ -91,13 +80,14 @@ async def _purge(settings: Settings) -> None:
 
 async def _zalo_token(settings: Settings, refresh_token: str) -> None:
     from bot.app import open_database
-    from bot.zalo.store import DatabaseTokenStore
+    from bot.zalo.store import DatabaseTokenStore, TokenKeyError, token_cipher
 
-    engine, sessions = await open_database(settings)
-    try:
-        await DatabaseTokenStore(sessions).seed("", refresh_token.strip(), force=True)
-    finally:
-        await engine.dispose()
+    async with open_database(settings) as (_engine, sessions):
+        try:
+            store = DatabaseTokenStore(sessions, token_cipher(settings))
+        except TokenKeyError as exc:
+            raise ConfigError(str(exc)) from None
+        await store.seed("", refresh_token.strip(), force=True)
     print("Zalo OA refresh token stored; the bot refreshes the access token on its next send.")
 
 
@@ -119,9 +109,10 @@ async def _run(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    os.umask(0o077)  # everything the bot creates (database, WAL, exports) is its own
     try:
         settings = load_settings()
-        _setup_logging(verbose=args.command == "run" and settings.has_telegram)
+        setup_logging(verbose=args.command == "run" and settings.has_telegram)
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "zalo-token":
@@ -135,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.run(_run(settings))
     except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except DatabaseLocked as exc:  # another bot process owns the database
         print(exc, file=sys.stderr)
         return 2
     except DatabaseUnavailable as exc:

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import SecretStr
 from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
 from bot.config import ConfigError, Settings
 from bot.runtime import Runtime
-from bot.web import TELEGRAM_PATH, build_app, serve, telegram_route
+from bot.web import TELEGRAM_PATH, WebLimits, build_app, serve, telegram_route
 from handlers.context import ShopConfig
 from handlers.messages import STAFF
 from handlers.orders.catalog import Catalog, CatalogError
-from storage.db import Database, Sessions, create_engine, migrate_to_head, session_factory
+from storage.db import (
+    Database,
+    DatabaseUnavailable,
+    Sessions,
+    create_engine,
+    migrate_to_head,
+    session_factory,
+)
+from storage.lock import acquire_owner_lock
+from storage.secrets import stored_secret
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +41,48 @@ DEFAULT_CATALOG = (
 )
 
 
-async def open_database(settings: Settings) -> tuple[Database, Sessions]:
-    """Create the data folder and database if needed and upgrade the schema to the newest."""
-    engine = create_engine(settings.resolved_database_url)
+@contextlib.asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[tuple[Database, Sessions]]:
+    """Take the database's owner lock (a second bot process stops here with one line naming
+    the first one's pid, before any platform is called), create the data folder and database
+    if needed, upgrade the schema; the lock is held until the block ends."""
+    url = settings.resolved_database_url
+    private_folder(settings.data_dir)
+    engine = create_engine(url)
     try:
-        before, after = await migrate_to_head(engine)
+        lock = await acquire_owner_lock(engine, url)
     except BaseException:
         await engine.dispose()
         raise
-    if before != after:
-        log.info("database migrated from %s to %s", before, after)
-    return engine, session_factory(engine)
+    try:
+        before, after = await migrate_to_head(engine)
+        if before != after:
+            log.info("database migrated from %s to %s", before, after)
+        yield engine, session_factory(engine)
+    finally:
+        await engine.dispose()
+        await lock.release()
+
+
+def private_folder(path: Path) -> None:
+    """The data folder (database, exports) is the bot's alone: created 0700, and closed to
+    others if an earlier version left it readable by them."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if (mode := path.stat().st_mode) & 0o077:
+            path.chmod(mode & 0o700)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"Cannot create the data folder {path}: {exc.strerror}") from None
+
+
+def console_adapter(settings: Settings, user_id: str) -> ConsoleAdapter:
+    adapter = ConsoleAdapter(
+        user_id=user_id,
+        files_dir=settings.data_dir / "files",
+        files_keep=timedelta(minutes=settings.files_keep_minutes),
+    )
+    adapter.remove_expired_files()
+    return adapter
 
 
 def load_catalog(settings: Settings) -> Catalog:
@@ -72,6 +114,8 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
         urgent_ticket_reannounce_after=timedelta(hours=settings.urgent_ticket_reannounce_hours),
         flood_limit=settings.flood_limit,
         flood_window=timedelta(seconds=settings.flood_window_seconds),
+        inbox_keep=timedelta(days=settings.inbox_keep_days),
+        outbox_keep=timedelta(days=settings.outbox_keep_days),
         staff_channel=staff_channel,
         staff_chat_id=staff_chat_id,
         staff_admin_ids=frozenset(settings.staff_admin_ids),
@@ -84,10 +128,9 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
 async def run_console(
     settings: Settings, user_id: str, language: str | None, stream: TextIO = sys.stdin
 ) -> None:
-    engine, sessions = await open_database(settings)
-    try:
+    async with open_database(settings) as (_engine, sessions):
         runtime = Runtime(sessions, shop_config(settings, "console", STAFF))
-        adapter = ConsoleAdapter(user_id=user_id, files_dir=settings.data_dir / "files")
+        adapter = console_adapter(settings, user_id)
         runtime.add_adapter(adapter)
         runtime.start()
         await runtime.resume_pending()
@@ -98,8 +141,6 @@ async def run_console(
             await chat.run(stream)
         finally:
             await runtime.stop()
-    finally:
-        await engine.dispose()
 
 
 async def run_channels(
@@ -111,7 +152,16 @@ async def run_channels(
     cleanly. Tests pass their own `stop` and get the runtime through `started`."""
     if settings.has_telegram and not settings.staff_chat_id:
         raise ConfigError("Configuration error: STAFF_CHAT_ID: required with TELEGRAM_BOT_TOKEN")
-    engine, sessions = await open_database(settings)
+    async with open_database(settings) as (_engine, sessions):
+        await _run_channels(settings, sessions, stop, started)
+
+
+async def _run_channels(
+    settings: Settings,
+    sessions: Sessions,
+    stop: asyncio.Event | None,
+    started: Callable[[Runtime], None] | None,
+) -> None:
     runtime = Runtime(sessions, shop_config(settings, *staff_chat(settings)))
     if stop is None:
         stop = asyncio.Event()
@@ -125,7 +175,7 @@ async def run_channels(
         if settings.has_telegram:
             await _start_telegram(settings, runtime, stop, background, routes, closers)
         else:  # staff work in this terminal: "@staff …" lines, "[staff] …" output
-            console = ConsoleAdapter(user_id="", files_dir=settings.data_dir / "files")
+            console = console_adapter(settings, "")
             runtime.add_adapter(console)
             staff_user = (
                 settings.staff_admin_ids[0] if settings.staff_admin_ids else "console-staff"
@@ -140,9 +190,19 @@ async def run_channels(
             await _start_zalo_bot(settings, runtime, background, routes, closers)
         server: asyncio.Task[None] | None = None
         if routes:
-            app = build_app(routes)
+            limits = WebLimits(
+                max_connections=settings.webhook_max_connections,
+                header_timeout=settings.webhook_header_timeout_seconds,
+                body_timeout=settings.webhook_body_timeout_seconds,
+            )
             server = asyncio.create_task(
-                serve(app, settings.webhook_host, settings.webhook_port, stop)
+                serve(
+                    build_app(routes, limits),
+                    settings.webhook_host,
+                    settings.webhook_port,
+                    stop,
+                    limits,
+                )
             )
             log.info("webhook server on %s:%s", settings.webhook_host, settings.webhook_port)
         runtime.start()
@@ -161,7 +221,16 @@ async def run_channels(
     finally:
         for close in reversed(closers):
             await close()
-        await engine.dispose()
+
+
+async def _webhook_secret(
+    sessions: Sessions, name: str, configured: SecretStr | None
+) -> str:
+    """The configured secret, else one generated on the first start and kept in the database:
+    the platform keeps the registered secret, so a restart must present the same one."""
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value()
+    return await stored_secret(sessions, name, lambda: secrets.token_urlsafe(32))
 
 
 async def _start_telegram(
@@ -201,10 +270,8 @@ async def _start_telegram(
     except TelegramError as exc:
         log.warning("setting the command menus failed: %s", type(exc).__name__)
     if settings.webhook_public_url:
-        secret = (
-            settings.telegram_webhook_secret.get_secret_value()
-            if settings.telegram_webhook_secret
-            else secrets.token_urlsafe(32)
+        secret = await _webhook_secret(
+            runtime.sessions, "telegram_webhook_secret", settings.telegram_webhook_secret
         )
         await application.bot.set_webhook(
             url=settings.webhook_public_url.rstrip("/") + TELEGRAM_PATH,
@@ -240,20 +307,23 @@ async def _start_zalo_oa(
 
     from bot.channels.zalo_oa import ZaloOAAdapter
     from bot.zalo.oa_client import ZaloOAClient
-    from bot.zalo.store import DatabaseTokenStore
+    from bot.zalo.store import DatabaseTokenStore, TokenKeyError, token_cipher
     from bot.zalo.tokens import ZaloTokenManager
     from bot.zalo.webhook import Unfollow, make_zalo_routes
 
     assert settings.zalo_app_secret is not None and settings.zalo_oa_secret_key is not None
-    store = DatabaseTokenStore(sessions)
     access = settings.zalo_access_token.get_secret_value() if settings.zalo_access_token else ""
     refresh = settings.zalo_refresh_token.get_secret_value() if settings.zalo_refresh_token else ""
-    if refresh and await store.seed(access, refresh):
-        log.info("zalo oa: token pair seeded from the settings")
-    elif await store.load() is None:
-        raise ConfigError(
-            "Configuration error: ZALO_REFRESH_TOKEN: needed once to seed the Zalo OA tokens"
-        )
+    try:
+        store = DatabaseTokenStore(sessions, token_cipher(settings))
+        if refresh and await store.seed(access, refresh):
+            log.info("zalo oa: token pair seeded from the settings")
+        elif await store.load() is None:
+            raise ConfigError(
+                "Configuration error: ZALO_REFRESH_TOKEN: needed once to seed the Zalo OA tokens"
+            )
+    except TokenKeyError as exc:
+        raise ConfigError(str(exc)) from None
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
     closers.append(http.aclose)
 
@@ -313,10 +383,8 @@ async def _start_zalo_bot(
     runtime.add_adapter(adapter)
     receive = adapter.wrap_receive(runtime.receive)
     if settings.webhook_public_url:
-        secret = (
-            settings.zalo_bot_webhook_secret.get_secret_value()
-            if settings.zalo_bot_webhook_secret
-            else secrets.token_urlsafe(32)
+        secret = await _webhook_secret(
+            runtime.sessions, "zalo_bot_webhook_secret", settings.zalo_bot_webhook_secret
         )
         route = make_zalo_bot_webhook_route(receive, secret)
         await client.set_webhook(settings.webhook_public_url.rstrip("/") + route.path, secret)

@@ -6,6 +6,7 @@ secret values are never echoed back.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Annotated
 
@@ -42,12 +43,16 @@ class Settings(BaseSettings):
     zalo_webhook_window_seconds: int = Field(default=300, gt=0)
     zalo_verification_file_name: str = ""
     zalo_verification_file_content: str = ""
+    token_encryption_key: SecretStr | None = None  # Fernet key; default: from ZALO_APP_SECRET
     zalo_bot_token: SecretStr | None = None
     zalo_bot_api_base_url: str = "https://bot-api.zaloplatforms.com"
     zalo_bot_webhook_secret: SecretStr | None = None
 
-    webhook_host: str = "0.0.0.0"
+    webhook_host: str = "127.0.0.1"  # behind a reverse proxy (TLS); 0.0.0.0 to expose it
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_max_connections: int = Field(default=256, ge=4)
+    webhook_header_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_body_timeout_seconds: float = Field(default=10, gt=0)
     webhook_public_url: str = ""
     telegram_webhook_secret: SecretStr | None = None
 
@@ -58,10 +63,13 @@ class Settings(BaseSettings):
     shop_hours: str = "8:00–21:00"
     retention_days: int = Field(default=730, ge=0)
     mydata_delete_after_seconds: int = Field(default=300, ge=0)
+    files_keep_minutes: float = Field(default=15, gt=0)
     ticket_reannounce_hours: float = Field(default=4, gt=0)
     urgent_ticket_reannounce_hours: float = Field(default=1, gt=0)
     flood_limit: int = Field(default=20, gt=0)
     flood_window_seconds: float = Field(default=60, gt=0)
+    inbox_keep_days: float = Field(default=7, gt=0)
+    outbox_keep_days: float = Field(default=30, gt=0)
 
     @field_validator("staff_admin_ids", mode="before")
     @classmethod
@@ -72,6 +80,21 @@ class Settings(BaseSettings):
                 raise ValueError("expected comma-separated numeric ids, e.g. 111,222")
             return items
         return value
+
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            if len(base64.urlsafe_b64decode(value.get_secret_value().encode("ascii"))) == 32:
+                return value
+        except (ValueError, UnicodeEncodeError):
+            pass
+        raise ValueError(
+            "expected a Fernet key (44 characters of URL-safe base64), e.g. from "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'`"
+        )
 
     @field_validator("default_locale")
     @classmethod

@@ -36,7 +36,7 @@ from handlers.messages import (
     normalize_text,
 )
 from handlers.router import Composition
-from storage.db import Sessions, checkpoint
+from storage.db import Sessions, checkpoint, db_error_cause, is_transient_db_error
 from storage.models import OutboxMessage
 from storage.repositories import UnitOfWork, store_inbound
 
@@ -83,6 +83,9 @@ class Runtime:
         self._delivery_lock = asyncio.Lock()  # one delivery pass at a time: no double sends
         self._chat_slots = asyncio.Semaphore(8)  # chats sent to concurrently
         self._stopping = False
+        # Waits before a conversation retries after a database error (disk full, locked).
+        self.db_retry_delay = 1.0
+        self.db_retry_max = 60.0
 
     def add_adapter(self, adapter: ChannelAdapter) -> None:
         """Deliver through `adapter` and tell the handlers what its channel can do."""
@@ -131,15 +134,44 @@ class Runtime:
             del self._conversations[key]
 
     async def _drain_conversation(self, key: tuple[str, str]) -> None:
-        """Process this conversation's inbox rows, oldest first, until none is left."""
+        """Process this conversation's inbox rows, oldest first, until none is left.
+
+        A database that cannot be written (disk full, locked, gone) leaves the row pending:
+        the task waits and tries again, with backoff, until the database works again."""
+        failures = 0
         while not self._stopping:
             self._arrived.discard(key)
-            if not await self._process_next(key) and key not in self._arrived:
+            try:
+                found = await self._process_next(key)
+            except Exception as exc:  # never let the task die: "exception never retrieved"
+                failures += 1
+                delay = min(self.db_retry_max, self.db_retry_delay * 2 ** min(failures - 1, 16))
+                if is_transient_db_error(exc):
+                    log.error(
+                        "%s conversation: database error, its message stays pending "
+                        "(retry %s in %.1fs): %s",
+                        key[0],
+                        failures,
+                        delay,
+                        db_error_cause(exc),
+                    )
+                else:
+                    log.exception("%s conversation failed: %s", key[0], type(exc).__name__)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            if not found and key not in self._arrived:
                 # No await between this check and the task's end: a row stored from now on
                 # finds the task done and starts a new one.
                 return
 
     async def _process_next(self, key: tuple[str, str]) -> bool:
+        """Handle the oldest pending inbound of the conversation; False when there is none.
+
+        A handler's own failure marks the row done and apologises to the customer; a
+        transient database error is raised instead (the row stays pending, nothing is sent).
+        """
+        after_commit: set[AfterCommit] = set()
         async with UnitOfWork(self.sessions) as uow:
             event = await uow.inbox.next_pending(*key)
             if event is None:
@@ -151,14 +183,25 @@ class Runtime:
                 ctx = await dispatch(uow, inbound, self.config, now, self.app)
                 await uow.inbox.mark_processed(event_id, now)
                 await uow.commit()
-                if AfterCommit.CHECKPOINT_WAL in ctx.after_commit:
-                    await self.checkpoint()
+                after_commit = ctx.after_commit
             except Exception as exc:  # keep the process running; the draft is untouched
+                await uow.rollback()
+                if is_transient_db_error(exc):
+                    raise
                 log.exception(
                     "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
                 )
-                await uow.rollback()
                 await self._apologize(event_id, inbound, type(exc).__name__)
+        if AfterCommit.CHAT_ERASED in after_commit:
+            # Adapters that keep copies outside the database (the console's files) drop them.
+            chat_erased = getattr(self.adapters.get(key[0]), "chat_erased", None)
+            if chat_erased is not None:
+                chat_erased(key[1])
+        if AfterCommit.CHECKPOINT_WAL in after_commit:
+            try:
+                await self.checkpoint()
+            except Exception as exc:  # the message is handled; the next checkpoint catches up
+                log.warning("WAL checkpoint failed: %s", db_error_cause(exc))
         self._wake_delivery.set()
         return True
 
@@ -428,12 +471,45 @@ class Runtime:
             self._delivery_task = None
 
 
+MAX_FIELD_CHARS = 300  # names, ids, payloads, attachment references
+
+
 def _clean(inbound: Inbound) -> Inbound:
-    """NFC, no control characters: every handler sees the same normalized text."""
-    text = normalize_text(inbound.text)[:MAX_TEXT_CHARS]
-    args = normalize_text(inbound.args)[:MAX_TEXT_CHARS]
-    return (
-        replace(inbound, text=text, args=args)
-        if (text, args) != (inbound.text, inbound.args)
-        else inbound
+    """Every text field NFC, without control characters or lone surrogates, and bounded, so
+    that handlers, the database and the platforms (which must encode it as UTF-8) all see
+    the same well-formed text — whatever an adapter or a forged event put in."""
+
+    def short(value: str) -> str:
+        return normalize_text(value)[:MAX_FIELD_CHARS]
+
+    def optional(value: str | None) -> str | None:
+        return None if value is None else short(value)
+
+    contact = inbound.contact
+    if contact is not None:
+        contact = replace(
+            contact,
+            phone=short(contact.phone),
+            name=short(contact.name),
+            address=short(contact.address),
+            user_id=None if contact.user_id is None else normalize_text(contact.user_id),
+        )
+    # Identifiers are normalized but never cut: two users must not collapse into one.
+    return replace(
+        inbound,
+        chat_id=normalize_text(inbound.chat_id),
+        user_id=normalize_text(inbound.user_id),
+        dedupe_key=normalize_text(inbound.dedupe_key),
+        text=normalize_text(inbound.text)[:MAX_TEXT_CHARS],
+        command=optional(inbound.command),
+        args=normalize_text(inbound.args)[:MAX_TEXT_CHARS],
+        payload=optional(inbound.payload),
+        contact=contact,
+        attachments=tuple(
+            replace(item, ref=normalize_text(item.ref)[:MAX_TEXT_CHARS], name=short(item.name))
+            for item in inbound.attachments
+        ),
+        language_hint=optional(inbound.language_hint),
+        user_display_name=short(inbound.user_display_name),
+        reply_to_message_id=optional(inbound.reply_to_message_id),
     )

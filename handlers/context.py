@@ -48,6 +48,8 @@ class ShopConfig:
     urgent_ticket_reannounce_after: timedelta = timedelta(hours=1)
     flood_limit: int = 20  # messages per customer …
     flood_window: timedelta = timedelta(seconds=60)  # … within this window
+    inbox_keep: timedelta = timedelta(days=7)  # processed inbox rows: the dedupe window
+    outbox_keep: timedelta = timedelta(days=30)  # sent rows that no edit/redaction needs
     catalog: Catalog = field(default_factory=Catalog)
     # What each registered adapter can do, by its name: filled in by the runtime.
     channels: Mapping[str, ChannelCapabilities] = field(default_factory=dict)
@@ -64,6 +66,7 @@ class AfterCommit(enum.Enum):
     """Work the runtime does once the handler's transaction has committed."""
 
     CHECKPOINT_WAL = "checkpoint"  # fold erased data out of the SQLite WAL (see erasure)
+    CHAT_ERASED = "chat_erased"  # adapters drop what they keep outside the database (files)
 
 
 def staff_message(
@@ -165,6 +168,15 @@ class Context:
     @property
     def is_admin(self) -> bool:
         return self.inbound.user_id in self.config.staff_admin_ids
+
+    async def refuse_unless_admin(self) -> bool:
+        """For admin-only actions (bulk personal data, locks): refuse anyone else — also
+        when the command reaches us from outside the staff chat — and audit the attempt."""
+        if self.is_admin:
+            return False
+        await self.audit("refused", detail=f"admin-only:/{self.inbound.command}")
+        await self.to_staff(self.staff_text("staff.admin_only"))
+        return True
 
     @property
     def actor(self) -> str:

@@ -20,6 +20,20 @@ async def expire_drafts(
     return await uow.states.delete_expired(now)
 
 
+async def purge_inbox_rows(
+    uow: UnitOfWork, app: Composition, config: ShopConfig, now: datetime
+) -> int:
+    """Processed inbox rows, once no platform would deliver their event again."""
+    return await uow.retention.purge_inbox(now - config.inbox_keep)
+
+
+async def purge_outbox_rows(
+    uow: UnitOfWork, app: Composition, config: ShopConfig, now: datetime
+) -> int:
+    """Delivered outbox rows no edit or redaction will need (see storage/retention.py)."""
+    return await uow.retention.purge_outbox(now - config.outbox_keep)
+
+
 async def run_maintenance(
     uow: UnitOfWork, app: Composition, config: ShopConfig, now: datetime
 ) -> dict[str, int]:

@@ -6,6 +6,8 @@ DATABASE_URL. The bot upgrades the schema itself at start (`migrate_to_head`).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,7 +27,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-BUSY_TIMEOUT_MS = 5000
+# One process owns the database, so lock waits come only from its own short transactions;
+# on a starved CPU they can take seconds, and waiting beats failing a platform delivery.
+BUSY_TIMEOUT_MS = 30000
 
 # What the rest of the program names, without importing SQLAlchemy itself.
 Database = AsyncEngine
@@ -54,11 +58,22 @@ def sqlite_path(url: str) -> Path | None:
     return None if parsed.database == ":memory:" else Path(parsed.database)
 
 
+def _private_file(path: Path) -> None:
+    """The database file 0600 (SQLite gives its -wal and -shm files the same mode): created
+    so before SQLite opens it, or closed to others if an earlier version left it readable."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    elif (mode := path.stat().st_mode) & 0o077:
+        with contextlib.suppress(PermissionError):  # not ours: leave it to its owner
+            path.chmod(mode & 0o700)  # others lose access; the owner keeps what they had
+
+
 def create_engine(url: str) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_file(path)
         except OSError as exc:
             raise DatabaseUnavailable(
                 f"Cannot create the data folder {path.parent}: {exc.strerror}"
@@ -108,6 +123,22 @@ def describe_db_error(exc: BaseException) -> str:
     if "readonly" in text or "read-only" in text:
         return "The database is read-only: give the bot write access to the file and its folder."
     return f"The database cannot be used: {text}"
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Errors of the database itself (disk full, locked, I/O, connection lost), after which
+    the same work can succeed later — as opposed to a bug in the statement."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+def db_error_cause(exc: BaseException) -> str:
+    """The driver's own first line ("database or disk is full", "database is locked"): it
+    names the cause without the SQL or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return first[:200] or type(orig).__name__
 
 
 async def migrate_to_head(engine: AsyncEngine) -> tuple[str | None, str | None]:

@@ -278,3 +278,14 @@ class ZaloTokenPair(Base):
     refresh_token: Mapped[str] = mapped_column(Text)
     access_expires_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class StoredSecret(Base):
+    """Secrets the bot generates once and must keep across restarts (e.g. the webhook secret
+    token registered with Telegram: a new one per start would reject every real update)."""
+
+    __tablename__ = "stored_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

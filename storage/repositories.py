@@ -26,6 +26,7 @@ from storage.models import (
     RelayedMessage,
     ZaloTokenPair,
 )
+from storage.retention import RetentionRepository
 from storage.support import SupportRepository, SupportThread, Ticket
 
 # ---- customer lookup: exactly one, several, or nobody --------------------------------------
@@ -609,6 +610,7 @@ class UnitOfWork:
         self.support = SupportRepository(self.session)
         self.erasure = ErasureRepository(self.session)
         self.zalo_tokens = ZaloTokenRepository(self.session)
+        self.retention = RetentionRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

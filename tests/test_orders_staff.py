@@ -587,3 +587,16 @@ async def test_staff_export_is_a_utf8_bom_csv_with_one_row_per_order(harness: Ha
     assert records[0]["price_vnd"] == "4500000"
     assert [r["status"] for r in records] == ["new", "new", "new"]
     assert [a.action for a in await harness.rows(AuditEntry)][-1] == "orders_exported"
+
+
+async def test_staff_export_is_refused_to_staff_who_are_not_admins(harness: Harness) -> None:
+    await harness.place_order("1", full_name="Nguyễn Thị Lan")
+    (message,) = await harness.staff("/export", user_id="901")  # in the staff chat, not admin
+    assert message.document is None
+    assert message.text == html.escape(tr("staff.admin_only"))
+    audit = (await harness.rows(AuditEntry))[-1]
+    assert (audit.action, audit.actor, audit.detail) == (
+        "refused",
+        "staff:console:901",
+        "admin-only:/export",
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import stat
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -882,6 +883,8 @@ async def test_purge_command_prints_how_many_were_erased(tmp_path: Path) -> None
 
 @pytest.mark.slow_cli
 def test_mydata_export_delete_on_the_console(tmp_path: Path) -> None:
+    """Exports are written 0600 under unguessable names in a per-chat 0700 folder, and
+    `/delete` removes them — the customer's and the staff's bulk export alike."""
     lines = [
         "/start",
         "1",
@@ -895,23 +898,40 @@ def test_mydata_export_delete_on_the_console(tmp_path: Path) -> None:
         "1",  # confirm
         "/mydata",
         "2",  # 📥 Tải dữ liệu
-        "/delete",
-        "1",  # 🗑 Xóa vĩnh viễn
-        "/mydata",
+        "/export",  # twice: two files, not one overwritten
+        "@staff /export",
     ]
-    out = run_cli(tmp_path, "chat", lines=lines)
+    out = run_cli(tmp_path, "chat", lines=lines, STAFF_ADMIN_IDS="900")
 
     assert tr("rights.mydata.title") in out and "• Họ tên: Trần Văn Minh" in out
-    files = sorted((tmp_path / "data" / "files").glob("*.json"))
-    assert len(files) == 1 and f"📎 {files[0]}" in out
+    data_dir = tmp_path / "data"
+    files = sorted((data_dir / "files").glob("*/*.json"))
+    assert len(files) == 2 and all(f"📎 {path}" in out for path in files)
+    assert files[0].parent == files[1].parent and files[0].name != files[1].name
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16}-vietartview-data-\d{8}\.json", files[0].name)
     data = json.loads(files[0].read_text(encoding="utf-8"))
     assert_valid_export(data)
     assert data["profile"]["full_name"] == "Trần Văn Minh"
+    (csv_file,) = (data_dir / "files").glob("*/*.csv")
+    assert "Trần Văn Minh" in csv_file.read_text(encoding="utf-8-sig")
+    for path in [*files, csv_file, data_dir / "vietartview.db"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for folder in [data_dir, data_dir / "files", files[0].parent, csv_file.parent]:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+    out = run_cli(tmp_path, "chat", lines=["/delete", "1", "/mydata"], STAFF_ADMIN_IDS="900")
     reference = DEL_CODE.search(out)
     assert reference is not None
     after = out[out.index(reference.group()) :]
     assert "Trần Văn Minh" not in after.split("[staff]")[-1]  # the last /mydata is empty
     assert f"• {tr('order.field.full_name')}: —" in after
+    # Nothing of theirs is left in the files folder, under any name.
+    left = [path for path in (data_dir / "files").rglob("*") if path.is_file()]
+    for path in left:
+        content = path.read_bytes()
+        for value in ("Trần Văn Minh", "0987654321", "+84987654321", "Láng Hạ"):
+            assert value.encode() not in content, (value, path)
+    assert not any(path.exists() for path in [*files, csv_file])
 
 
 # ---- locked accounts keep their rights -------------------------------------------------------

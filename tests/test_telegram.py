@@ -267,7 +267,7 @@ async def test_documents_are_sent_as_files(api: FakeTelegramAPI, tmp_path: Path)
         assert [o["code"] for o in data["orders"]] == [code]
 
         calls = await bot.send(
-            api.text_update(STAFF_MEMBER, "/export", chat_id=STAFF_CHAT, chat_type="supergroup")
+            api.text_update(STAFF_ADMIN, "/export", chat_id=STAFF_CHAT, chat_type="supergroup")
         )
         (csv_file,) = [c for c in calls if c.method == "sendDocument"]
         assert csv_file.failed is None and csv_file["chat_id"] == STAFF_CHAT

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.zalo.store import DatabaseTokenStore
+from bot.zalo.store import DatabaseTokenStore, token_cipher
 from handlers.messages import Outbound
 from storage.db import create_engine, session_factory
 from storage.models import ChannelIdentity, Order
@@ -280,7 +280,7 @@ async def test_expired_token_is_refreshed_once_and_the_rotated_pair_survives_a_r
     assert rotated in fake.live_refresh_tokens and not set(spent) & fake.live_refresh_tokens
     engine = create_engine(settings.resolved_database_url)
     try:
-        stored = await DatabaseTokenStore(session_factory(engine)).load()
+        stored = await DatabaseTokenStore(session_factory(engine), token_cipher(settings)).load()
     finally:
         await engine.dispose()
     assert stored is not None

@@ -9,12 +9,20 @@ chat are printed with `[staff] `, replies to another simulated customer with `[u
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import hashlib
 import itertools
+import os
 import re
+import secrets
+import shutil
 import sys
 import threading
+import time
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +32,7 @@ from handlers.messages import (
     Button,
     ChannelCapabilities,
     Contact,
+    Document,
     Inbound,
     Outbound,
     SendResult,
@@ -40,9 +49,16 @@ class ConsoleAdapter:
         can_delete_messages=True, can_edit_messages=True, contact_request=True, documents=True
     )
 
-    def __init__(self, user_id: str, files_dir: Path, out: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        files_dir: Path,
+        out: TextIO | None = None,
+        files_keep: timedelta = timedelta(minutes=15),
+    ) -> None:
         self.user_id = user_id
         self.files_dir = files_dir
+        self.files_keep = files_keep
         self.out = out or sys.stdout
         self.buttons: dict[str, tuple[Button, ...]] = {}  # chat → buttons of its latest message
         self._ids = itertools.count(1)
@@ -63,15 +79,51 @@ class ConsoleAdapter:
         if message.ask_contact:
             lines.append("[📱 /contact +84…]")
         if message.document is not None:
-            self.files_dir.mkdir(parents=True, exist_ok=True)
-            path = self.files_dir / Path(message.document.filename).name
-            path.write_bytes(message.document.content)
+            path = self._write_file(message.chat_id, message.document)
             lines.append(f"📎 {path}")
         prefix = self._prefix(message.chat_id)
         self.out.write("".join(f"{prefix}{line}\n" for line in lines))
         self.out.write("\n" if not prefix else "")
         self.out.flush()
         return SendResult(platform_message_id=edit_message_id or str(next(self._ids)))
+
+    # ---- files: the one place the bot writes personal data outside the database ----------
+
+    def _write_file(self, chat_id: str, document: Document) -> Path:
+        """`files/<chat folder>/<random>-<name>`, 0600 in 0700 folders: one folder per chat
+        (erasure removes it), an unguessable name per file (no two exports collide), and
+        gone after `files_keep` — the bytes were delivered, the reader had time to open them.
+        """
+        folder = self._folder(chat_id)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"{secrets.token_urlsafe(12)}-{Path(document.filename).name}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(document.content)
+        asyncio.get_running_loop().call_later(
+            self.files_keep.total_seconds(), functools.partial(_remove, path)
+        )
+        return path
+
+    def _folder(self, chat_id: str) -> Path:
+        return self.files_dir / hashlib.sha256(chat_id.encode()).hexdigest()[:16]
+
+    def remove_expired_files(self) -> int:
+        """Files left by an earlier run (stopped before their removal was due)."""
+        if not self.files_dir.is_dir():
+            return 0
+        cutoff = time.time() - self.files_keep.total_seconds()
+        old = [p for p in self.files_dir.glob("*/*") if p.stat().st_mtime < cutoff]
+        for path in old:
+            _remove(path)
+        return len(old)
+
+    def chat_erased(self, chat_id: str) -> None:
+        """The customer of `chat_id` was erased: their files go, and so do the staff chat's
+        files (bulk exports hold everyone's data)."""
+        self.buttons.pop(chat_id, None)
+        for folder in (self._folder(chat_id), self._folder(STAFF)):
+            shutil.rmtree(folder, ignore_errors=True)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         self.out.write(f"{self._prefix(chat_id)}🗑 #{message_id}\n")
@@ -81,6 +133,11 @@ class ConsoleAdapter:
         if chat_id == STAFF:
             return "[staff] "
         return "" if chat_id == self.user_id else f"[user {chat_id}] "
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 class ConsoleChat:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.web import read_json
 from bot.zalo import ZaloError
 from handlers.messages import MAX_TEXT_CHARS, Attachment, Inbound, normalize_text
 
@@ -282,24 +282,11 @@ def make_zalo_bot_webhook_route(
     """`POST` route for Zalo Bot webhook deliveries, authenticated by the secret header."""
     if not secret_token:
         raise ValueError("a webhook secret token is required")
-    expected = secret_token.encode()
 
     async def webhook(request: Request) -> Response:
-        supplied = request.headers.get(SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(supplied, expected):
-            return PlainTextResponse("forbidden", status_code=403)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return PlainTextResponse("payload too large", status_code=413)
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return PlainTextResponse("payload too large", status_code=413)
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return PlainTextResponse("bad json", status_code=400)
-        if not isinstance(body, dict):
-            return PlainTextResponse("bad json", status_code=400)
+        body = await read_json(request, MAX_BODY_BYTES, SECRET_HEADER, secret_token)
+        if isinstance(body, Response):
+            return body
         # Deliveries are the bare update; tolerate the {"ok", "result"} envelope too.
         update = body.get("result") if body.get("ok") is True else body
         inbound = update_to_inbound(update) if isinstance(update, dict) else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -22,10 +21,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.web import parse_json_object, read_body
 from bot.zalo import PAYLOAD_MARKER
 from handlers.messages import MAX_TEXT_CHARS, Attachment, Contact, Inbound, normalize_text
 
@@ -75,11 +75,8 @@ def verify_signature(
     window_s: int = 300,
 ) -> WebhookVerdict:
     """Check a webhook delivery; only `ok` verdicts may reach the runtime."""
-    try:
-        event = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        return WebhookVerdict(False, "bad_json")
-    if not isinstance(event, dict):
+    event = parse_json_object(raw_body)
+    if event is None:
         return WebhookVerdict(False, "bad_json")
     if str(event.get("app_id", "")) != app_id:
         return WebhookVerdict(False, "wrong_app")
@@ -288,9 +285,9 @@ def make_zalo_routes(
     """`POST /zalo/webhook`, plus `GET /<verification file>` for Zalo domain verification."""
 
     async def webhook(request: Request) -> Response:
-        raw = await _read_limited(request)
-        if raw is None:
-            return PlainTextResponse("payload too large", status_code=413)
+        raw = await read_body(request, MAX_BODY_BYTES)
+        if isinstance(raw, Response):
+            return raw
         verdict = verify_signature(
             raw, request.headers.get(SIGNATURE_HEADER), app_id, oa_secret_key, clock_ms(), window_s
         )
@@ -324,21 +321,3 @@ def make_zalo_routes(
 
         routes.append(Route("/" + name, verification, methods=["GET"]))
     return routes
-
-
-async def _read_limited(request: Request) -> bytes | None:
-    """The body, or None when it exceeds MAX_BODY_BYTES (checked before and while reading)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return None
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return b""
-    return b"".join(chunks)

@@ -7,11 +7,13 @@ import html
 from handlers.buttons import BadChoice, EditedMessage, LanguageButton, MenuButton, PolicyButton
 from handlers.context import CONSENT_PURPOSE, Context
 from handlers.flows.consent import ask_consent, has_consent
-from handlers.maintenance import expire_drafts
+from handlers.maintenance import expire_drafts, purge_inbox_rows, purge_outbox_rows
 from handlers.router import Router
 
 router = Router("core")
 router.periodic("expired_drafts")(expire_drafts)
+router.periodic("inbox_purged")(purge_inbox_rows)
+router.periodic("outbox_purged")(purge_outbox_rows)
 
 
 @router.command("start", help_key="help.cmd.start")

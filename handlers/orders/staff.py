@@ -290,7 +290,10 @@ def _cell(value: object) -> object:
 
 @router.command("export", staff=True, help_key="help.staff.export")
 async def export_orders(ctx: Context) -> None:
-    """All orders as CSV, UTF-8 with BOM so that Excel shows Vietnamese correctly."""
+    """All orders as CSV, UTF-8 with BOM so that Excel shows Vietnamese correctly.
+    Every customer's personal data at once: staff admins only, audited."""
+    if await ctx.refuse_unless_admin():
+        return
     orders = await ctx.uow.orders.all_for_export()
     buffer = io.StringIO()
     writer = csv.writer(buffer)

@@ -287,6 +287,7 @@ async def _delete(ctx: Context) -> None:
     ctx.customer = None
     ctx.state = None
     ctx.after_commit.add(AfterCommit.CHECKPOINT_WAL)
+    ctx.after_commit.add(AfterCommit.CHAT_ERASED)
     await ctx.reply(ctx.tr("rights.delete.done", reference=reference))
 
 

@@ -81,6 +81,8 @@ async def _redact_staff_copies(
     notice = html.escape(t(config.default_language, "rights.staff.redacted"))
     seen: set[tuple[str, str, str]] = set()
     for row in rows:
+        # Redacted: no later edit or erasure needs it, so retention may drop it (untagged).
+        row.customer_id = row.tag = None
         key = (row.channel, row.chat_id, row.platform_message_id or "")
         if key in seen:
             continue  # edits of the same message share its platform id

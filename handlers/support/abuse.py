@@ -124,18 +124,9 @@ async def _target(ctx: Context) -> tuple[Customer | None, str, str]:
     return None, "", ""
 
 
-async def _refuse_non_admin(ctx: Context) -> bool:
-    """Admin-only, also when an admin command reaches us from outside the staff chat."""
-    if ctx.is_admin:
-        return False
-    await ctx.audit("refused", detail=f"admin-only:/{ctx.inbound.command}")
-    await ctx.to_staff(ctx.staff_text("staff.admin_only"))
-    return True
-
-
 @router.command("lock", admin=True, help_key="help.staff.lock")
 async def lock_command(ctx: Context) -> None:
-    if await _refuse_non_admin(ctx):
+    if await ctx.refuse_unless_admin():
         return
     customer, used, reason = await _target(ctx)
     if customer is None:
@@ -155,7 +146,7 @@ async def lock_command(ctx: Context) -> None:
 
 @router.command("unlock", admin=True, help_key="help.staff.unlock")
 async def unlock_command(ctx: Context) -> None:
-    if await _refuse_non_admin(ctx):
+    if await ctx.refuse_unless_admin():
         return
     customer, used, _ = await _target(ctx)
     if customer is None:
