@@ -192,7 +192,7 @@ async def _start_telegram(
     adapter = tg.TelegramAdapter(application)
     runtime.add_adapter(adapter)
     receiver = tg.TelegramReceiver(
-        application, adapter, runtime.receive, settings.staff_chat_id, runtime.is_busy
+        application, adapter, runtime.receive, settings.staff_chat_id, runtime.wants_typing
     )
     try:
         await tg.set_command_menus(application, settings.staff_chat_id)

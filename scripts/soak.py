@@ -15,8 +15,9 @@ never counts). Conditions:
 - group:    the staff chat is a group limited like Telegram's (20 messages/min, then 429 with
             retry_after); every other condition uses it too.
 - flood:    one user sends --flood messages (200/s) while the customers order.
-- poison:   one customer, after ordering, writes a message the bot cannot send on (a lone
-            surrogate, which the HTTP client refuses to encode); it is relayed to the staff chat.
+- poison:   one customer, after ordering, writes a message that is relayed to the staff chat,
+            where the fake Bot API refuses it with HTTP 500 every time (a persistent failure
+            that looks temporary); the staff alerts after it must still arrive.
 - kill:     the bot is killed with SIGKILL every --kill-every seconds of uptime and restarted;
             latency is also shown without the time the bot was down ("up" columns).
 
@@ -62,7 +63,8 @@ GIVEN = ["Lan", "Hùng", "Mai", "Anh", "Tuấn", "Hương", "Dũng", "Linh", "Tr
 STREETS = ["Hàng Bông", "Hàng Gai", "Lý Thường Kiệt", "Trần Hưng Đạo", "Bà Triệu", "Kim Mã"]
 WARDS = ["phường Hoàn Kiếm", "phường Ba Đình", "phường Đống Đa", "phường Tây Hồ"]
 PHONE_PREFIXES = ["090", "091", "093", "094", "096", "097", "098", "086", "088"]
-POISON = "Cho em hỏi \ud800 bao giờ giao hàng ạ?"  # a lone surrogate: unsendable as UTF-8
+POISON_MARKER = "khung-tranh-x9"
+POISON = f"Em muốn đổi khung tranh ({POISON_MARKER}) sang màu trắng ạ"
 
 
 def vi(key: str) -> str:
@@ -216,6 +218,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     up_latencies: list[float] = field(default_factory=list)  # minus the time the bot was down
     orders: list[str] = field(default_factory=list)  # codes the customers saw confirmed
+    confirmed_at: dict[str, float] = field(default_factory=dict)
     kills: int = 0
     slowest: list[tuple[float, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -308,6 +311,7 @@ class Customers:
             code = re.search(r"\b[A-Z]{2,4}-?[0-9A-Z]{4,8}\b", msg.params["text"])
             if code:
                 self.result.orders.append(code.group(0))
+                self.result.confirmed_at[code.group(0)] = msg.at
             if after is not None:
                 self.api.push_update(api.text_update(user, after))
         except LookupError:
@@ -321,8 +325,11 @@ class Customers:
 # ---- conditions -------------------------------------------------------------------------------
 
 
+FLOODER = 5_000_001
+
+
 async def flood(api: FakeTelegramAPI, count: int, rate: float) -> None:
-    user = 5_000_001
+    user = FLOODER
     for i in range(count):
         api.push_update(api.text_update(user, f"spam spam {i}"))
         await asyncio.sleep(1 / rate)
@@ -353,6 +360,8 @@ async def run_condition(name: str, args: argparse.Namespace, seconds: float) -> 
             token=TOKEN, group_rate_limit=GROUP_LIMIT if group else None
         ) as api:
             api.chats[STAFF_CHAT] = {"id": STAFF_CHAT, "type": "supergroup", "title": "Staff"}
+            if name == "poison":
+                api.poison_marker = POISON_MARKER
             replies = Replies(api)
             bot = BotProcess(api, Path(tmp) / "data", Path(args.logs) / f"soak-{name}.log")
             await bot.start(replies)
@@ -384,6 +393,10 @@ async def run_condition(name: str, args: argparse.Namespace, seconds: float) -> 
             result.notes.append(f"typing calls {replies.chat_actions}")
             delivered = len(result.orders) - len(missing_alerts(replies, result))
             result.notes.append(f"staff {delivered}/{len(result.orders)}")
+            waits = staff_waits(replies, result)
+            if waits:
+                result.notes.append(f"staff alert p50 {statistics.median(waits):.1f}s")
+                result.notes.append(f"max {max(waits):.1f}s")
             result.notes.append(f"dup {duplicates(replies)}")
             result.notes.append(rss_text(bot))
             result.notes.append(f"load {os.getloadavg()[0]:.1f}")
@@ -409,11 +422,27 @@ def missing_alerts(replies: Replies, result: Result) -> list[str]:
     return [code for code in result.orders if code not in staff_text]
 
 
+def staff_waits(replies: Replies, result: Result) -> list[float]:
+    """Seconds from a customer's confirmation to their order's alert in the staff chat."""
+    waits = []
+    for code, confirmed in result.confirmed_at.items():
+        alert = next(
+            (c for c in replies.by_chat[STAFF_CHAT] if code in str(c.params.get("text", ""))),
+            None,
+        )
+        if alert is not None:
+            waits.append(alert.at - confirmed)
+    return waits
+
+
 def duplicates(replies: Replies) -> int:
     """Messages sent again: the same text (and buttons) as an earlier message in that chat.
-    Each customer chat is one order journey, whose replies are all different."""
+    Each customer chat is one order journey, whose replies are all different; staff-chat
+    messages name their order."""
     count = 0
-    for calls in replies.by_chat.values():
+    for chat, calls in replies.by_chat.items():
+        if chat == FLOODER:
+            continue  # its replies are the same fallback and notices, by design
         seen: set[str] = set()
         for call in calls:
             key = f"{call.params.get('text')}|{call.params.get('reply_markup')}"

@@ -18,6 +18,8 @@ getUpdates conflicts). Create a new instance per test; there is no reset.
 
 ``group_rate_limit=(20, 60.0)`` makes the fake refuse, like Telegram, more than 20 messages per
 60 seconds in one group chat with ``429 Too Many Requests`` and the seconds to wait.
+``poison_marker`` makes every call whose text contains it fail with HTTP 500: a message the
+server keeps refusing with an error that looks temporary.
 """
 
 from __future__ import annotations
@@ -302,6 +304,7 @@ class FakeTelegramAPI:
         # (messages, seconds) allowed per group chat; None: no limit.
         self.group_rate_limit = group_rate_limit
         self._group_sends: dict[int, collections.deque[float]] = {}
+        self.poison_marker: str | None = None
         self.requests: list[Call] = []
         # Called with every recorded call (e.g. a soak script indexing replies as they come).
         self.listeners: list[Callable[[Call], None]] = []
@@ -841,6 +844,9 @@ class FakeTelegramAPI:
         fault = self._take_fault(method, params)
         if fault is not None and fault.kind != "timeout":
             return await self._fail(call, fault.kind, self._fault_error(fault))
+        if self.poison_marker and self.poison_marker in str(params.get("text", "")):
+            error = _ApiError(500, "Internal Server Error: the message cannot be encoded")
+            return await self._fail(call, "500", error)
         throttled = self._group_throttle(method, params)
         if throttled is not None:
             return await self._fail(call, "429", throttled)
