@@ -14,7 +14,7 @@ never counts). Conditions:
 - baseline: the staff chat is not rate-limited.
 - group:    the staff chat is a group limited like Telegram's (20 messages/min, then 429 with
             retry_after); every other condition uses it too.
-- flood:    one user sends --flood messages (200/s) while the customers order.
+- flood:    one user sends --flood messages (--flood-rate a second) while the customers order.
 - poison:   one customer, after ordering, writes a message that is relayed to the staff chat,
             where the fake Bot API refuses it with HTTP 500 every time (a persistent failure
             that looks temporary); the staff alerts after it must still arrive.
@@ -370,7 +370,7 @@ async def run_condition(name: str, args: argparse.Namespace, seconds: float) -> 
             until = time.monotonic() + seconds
             extra: list[asyncio.Task[None]] = []
             if name == "flood":
-                extra.append(asyncio.create_task(flood(api, args.flood, 200.0)))
+                extra.append(asyncio.create_task(flood(api, args.flood, args.flood_rate)))
             if name == "kill":
                 extra.append(asyncio.create_task(killer(bot, replies, until, args.kill_every)))
             poison_once = iter([POISON])
@@ -490,6 +490,7 @@ async def main() -> None:
     parser.add_argument("--conditions", default="baseline,group,flood,poison,kill")
     parser.add_argument("--minutes", type=float, default=0.0, help="extra long run (RSS)")
     parser.add_argument("--flood", type=int, default=3000, help="messages from the flooder")
+    parser.add_argument("--flood-rate", type=float, default=200.0, help="its messages a second")
     parser.add_argument("--kill-every", type=float, default=5.0)
     parser.add_argument("--step-timeout", type=float, default=30.0)
     parser.add_argument("--drain", type=float, default=90.0, help="max wait for staff alerts")
