@@ -407,14 +407,12 @@ async def run_condition(name: str, args: argparse.Namespace, seconds: float) -> 
 
 
 async def report_minutes(bot: BotProcess) -> None:
-    start = time.monotonic()
     minute = 0
     while True:
         await asyncio.sleep(60)
         minute += 1
         if bot.rss:
             print(f"  minute {minute:3d}: RSS {bot.rss[-1][1]:.1f} MB", flush=True)
-        del start
 
 
 def missing_alerts(replies: Replies, result: Result) -> list[str]:

@@ -169,15 +169,6 @@ class OutboxRepository:
             .limit(1)
         )
 
-    async def pending(self, after_id: int = 0, limit: int = 100) -> Sequence[OutboxMessage]:
-        result = await self.session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.status == "pending", OutboxMessage.id > after_id)
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
-        return result.all()
-
     async def queue_heads(self) -> Sequence[OutboxMessage]:
         """The oldest pending row of every chat: the one its delivery queue waits on."""
         heads = (
