@@ -315,7 +315,7 @@ class Runtime:
                 row.last_error = "interrupted mid-send; sent again"
             await uow.commit()
         if rows:
-            log.warning("%s outbox rows were mid-send at a crash; sending them again", len(rows))
+            log.info("%s outbox rows were mid-send at a crash; sending them again", len(rows))
 
     async def _run_queue(self, chat: tuple[str, str]) -> None:
         """Send one chat's due rows in order until its queue is empty or must wait (a retry,
