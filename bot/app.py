@@ -223,9 +223,7 @@ async def _run_channels(
             await close()
 
 
-async def _webhook_secret(
-    sessions: Sessions, name: str, configured: SecretStr | None
-) -> str:
+async def _webhook_secret(sessions: Sessions, name: str, configured: SecretStr | None) -> str:
     """The configured secret, else one generated on the first start and kept in the database:
     the platform keeps the registered secret, so a restart must present the same one."""
     if configured is not None and configured.get_secret_value():
@@ -263,7 +261,7 @@ async def _start_telegram(
     adapter = tg.TelegramAdapter(application)
     runtime.add_adapter(adapter)
     receiver = tg.TelegramReceiver(
-        application, adapter, runtime.receive, settings.staff_chat_id, runtime.is_busy
+        application, adapter, runtime.receive, settings.staff_chat_id, runtime.wants_typing
     )
     try:
         await tg.set_command_menus(application, runtime.app, settings.staff_chat_id)

@@ -5,8 +5,11 @@
 - Each conversation (channel, chat id) is processed by at most one task at a time, oldest
   inbox row first, so one customer's messages never interleave while different customers
   run concurrently. One inbound = one transaction: state change + outbox rows + inbox mark.
-- The delivery worker sends committed outbox rows right after commit, retries with backoff,
-  records platform message ids, and performs scheduled deletions.
+- Delivery runs one queue per chat: a task per chat with due rows sends them strictly in
+  order, while chats never wait for each other (a rate-limited staff group, a customer whose
+  messages keep failing). Failures are classified by cause: permanent ones fail the row at
+  once and the queue moves on; temporary ones back off that chat only. Platform message ids
+  are recorded; scheduled deletions are performed.
 - On start, unprocessed inbox rows and unsent outbox rows from before a crash are resumed.
 """
 
@@ -17,7 +20,8 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -32,10 +36,12 @@ from handlers.messages import (
     Inbound,
     Outbound,
     PermanentSendError,
+    SendResult,
     TemporarySendError,
     normalize_text,
 )
 from handlers.router import Composition
+from handlers.support.abuse import is_flood_limited
 from storage.db import Sessions, checkpoint, db_error_cause, is_transient_db_error
 from storage.models import OutboxMessage
 from storage.repositories import UnitOfWork, store_inbound
@@ -54,6 +60,11 @@ class DeliveryPolicy:
     base_delay: float = 1.0
     max_delay: float = 300.0
     max_attempts: int = 12  # ~1 hour of retries before a row is marked failed
+    # An error no adapter classified (a bug, an unexpected library error): retrying it rarely
+    # helps, so the row fails after this many attempts instead of parking its chat for an hour.
+    unclassified_attempts: int = 3
+    sends_in_flight: int = 32  # platform calls at once, across all chats
+    merge_chars: int = 3500  # staff lines queued in a rate-limited chat go out as one message
 
     def backoff(self, attempts: int) -> float:
         delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
@@ -80,8 +91,16 @@ class Runtime:
         self._wake_delivery = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
-        self._delivery_lock = asyncio.Lock()  # one delivery pass at a time: no double sends
-        self._chat_slots = asyncio.Semaphore(8)  # chats sent to concurrently
+        self._queues: dict[tuple[str, str], asyncio.Task[None]] = {}  # one task per chat
+        self._sends = asyncio.Semaphore(self.delivery.sends_in_flight)
+        # Delivery's short transactions, one at a time: sends run concurrently, but SQLite has
+        # one writer, and more concurrent writers only mean more waiting for its lock.
+        self._bookkeeping = asyncio.Lock()
+        self._recent_sends: dict[tuple[str, str], deque[datetime]] = {}  # chats with a quota
+        self._paused: dict[tuple[str, str], datetime] = {}  # chat → when it may send again
+        self._recovered = False
+        self._delivered_at: dict[str, datetime] = {}  # channel → its last successful send
+        self._failing_since: dict[int, datetime] = {}  # outbox id → its first failure
         self._stopping = False
         # Waits before a conversation retries after a database error (disk full, locked).
         self.db_retry_delay = 1.0
@@ -117,6 +136,14 @@ class Runtime:
         """Whether this conversation still has inbound work running (for typing indicators)."""
         task = self._conversations.get((channel, chat_id))
         return task is not None and not task.done()
+
+    def wants_typing(self, channel: str, chat_id: str, user_id: str) -> bool:
+        """Whether a "typing…" indicator fits: the conversation is being worked on and the
+        sender is not flood-limited (their messages are dropped unanswered)."""
+        if not self.is_busy(channel, chat_id):
+            return False
+        engine = self.sessions.kw.get("bind")
+        return not is_flood_limited(engine, (channel, user_id), self.clock())
 
     def _kick_conversation(self, channel: str, chat_id: str) -> None:
         key = (channel, chat_id)
@@ -260,137 +287,285 @@ class Runtime:
             await asyncio.sleep(every)
 
     async def _delivery_loop(self) -> None:
+        """Starts a queue task for each chat whose next row is due; never waits for a send."""
         while True:
             self._wake_delivery.clear()
             try:
-                next_due = await self.deliver_due()
+                next_due = await self._schedule()
             except Exception as exc:
-                log.exception("delivery pass failed: %s", type(exc).__name__)
+                log.exception("delivery scheduling failed: %s", type(exc).__name__)
                 next_due = 5.0
             timeout = 60.0 if next_due is None else max(0.05, next_due)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_delivery.wait(), timeout)
 
     async def deliver_due(self) -> float | None:
-        """Send every due outbox row once; returns seconds until the next retry (None: none)."""
-        async with self._delivery_lock:
-            return await self._deliver_due()
+        """Send everything due now and wait until it is done (tests and `idle()` use this; the
+        worker does not wait); returns seconds until the next row is due (None: none)."""
+        while True:
+            next_due = await self._schedule()
+            running = list(self._queues.values())
+            if not running:
+                return next_due
+            await asyncio.wait(running)
 
-    async def _deliver_due(self) -> float | None:
-        """Chats are served concurrently (a rate-limited staff group must not hold up
-        customers); within one chat, rows go strictly in order and nothing overtakes a row
-        that waits for its retry."""
+    async def _schedule(self) -> float | None:
+        """Start the queue of every chat whose oldest pending row is due (and that is not
+        paused by its rate limit); returns seconds until the next chat becomes due."""
+        await self._recover_interrupted()
         now = self.clock()
-        queues: dict[tuple[str, str], list[tuple[int, float]]] = {}
-        after_id = 0
-        while True:  # page through every pending row, oldest first
-            async with UnitOfWork(self.sessions) as uow:
-                rows = await uow.outbox.pending(after_id=after_id, limit=500)
-                page = [
-                    (
-                        row.id,
-                        (row.channel, row.chat_id),
-                        (row.next_attempt_at - now).total_seconds(),
-                    )
-                    for row in rows
-                ]
-            if not page:
-                break
-            after_id = page[-1][0]
-            for row_id, chat, wait in page:
-                queues.setdefault(chat, []).append((row_id, wait))
-        waits = await asyncio.gather(*(self._deliver_chat(queue) for queue in queues.values()))
-        due = [wait for wait in waits if wait is not None]
-        next_due = min(due) if due else None
+        async with UnitOfWork(self.sessions) as uow:
+            heads = [
+                ((row.channel, row.chat_id), (row.next_attempt_at - now).total_seconds())
+                for row in await uow.outbox.queue_heads()
+            ]
+        waits: list[float] = []
+        for chat, wait in heads:
+            if chat in self._queues:
+                continue  # its task is running; it wakes the worker when it ends
+            wait = max(wait, (self._paused.get(chat, now) - now).total_seconds())
+            if wait > 0:
+                waits.append(wait)
+                continue
+            self._paused.pop(chat, None)
+            task = asyncio.create_task(self._run_queue(chat), name=f"deliver:{chat[0]}")
+            self._queues[chat] = task
+            task.add_done_callback(functools.partial(self._queue_done, chat))
         deletion_wait = await self._delete_due()
         if deletion_wait is not None:
-            next_due = deletion_wait if next_due is None else min(next_due, deletion_wait)
-        return next_due
+            waits.append(deletion_wait)
+        return min(waits) if waits else None
 
-    async def _deliver_chat(self, queue: list[tuple[int, float]]) -> float | None:
-        """Send one chat's due rows in order; returns the wait before its next attempt."""
-        async with self._chat_slots:
-            for row_id, wait in queue:
-                if wait > 0:
-                    return wait
-                async with UnitOfWork(self.sessions) as uow:
-                    row = await uow.outbox.get(row_id)
-                    if row is None or row.status != "pending":
-                        continue
-                    retry_in = await self._send_row(uow, row)
-                    await uow.commit()
-                if retry_in is not None:
-                    return retry_in
-        return None
+    def _queue_done(self, chat: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._queues.get(chat) is task:
+            del self._queues[chat]
+        self._wake_delivery.set()
 
-    async def _send_row(self, uow: UnitOfWork, row: OutboxMessage) -> float | None:
-        """Try one row; returns the retry delay if it must be retried."""
-        adapter = self.adapters.get(row.channel)
-        now = self.clock()
-        if adapter is None:
-            row.next_attempt_at = now + timedelta(seconds=60)
-            row.last_error = f"no adapter for {row.channel}"
-            return 60.0
-        message = Outbound.from_json(row.payload)
-        edit_id = await self._platform_id(uow, message.edit_of)
-        reply_id = await self._platform_id(uow, message.reply_to)
-        row.attempts += 1
+    async def _recover_interrupted(self) -> None:
+        """Once per process: rows whose send had started when the last process died. The
+        platform may or may not have them; they are sent again (at-least-once, never lost)."""
+        if self._recovered:
+            return
+        self._recovered = True
+        async with UnitOfWork(self.sessions) as uow:
+            rows = await uow.outbox.interrupted()
+            for row in rows:
+                row.send_started_at = None
+                row.last_error = "interrupted mid-send; sent again"
+            await uow.commit()
+        if rows:
+            log.info("%s outbox rows were mid-send at a crash; sending them again", len(rows))
+
+    async def _run_queue(self, chat: tuple[str, str]) -> None:
+        """Send one chat's due rows in order until its queue is empty or must wait (a retry,
+        a rate limit). Nothing overtakes a row that waits; no other chat waits for this one.
+        One transaction per send: a send's outcome is stored with the claim of the next."""
         try:
-            result = await adapter.send(
-                message, edit_message_id=edit_id, reply_to_message_id=reply_id
-            )
-        except PermanentSendError as exc:
-            row.status = "failed"
-            row.last_error = exc.reason[:200]
-            row.payload = {}
-            log.warning("outbox %s failed permanently: %s", row.id, exc.reason[:80])
-            if exc.unreachable:
-                await uow.customers.mark_unreachable(row.channel, row.chat_id, now)
-                # The rest of this chat's queue would fail the same way: fail it with one notice.
-                await uow.outbox.fail_pending(
-                    row.channel, row.chat_id, exc.reason[:200], but=row.id
-                )
-            if (row.channel, row.chat_id) != (self.config.staff_channel, self.config.staff_chat_id):
-                await staff_notice(
-                    uow,
-                    self.config,
-                    now,
-                    "core.staff.delivery_failed",
-                    customer=row.customer_id or "?",
-                    channel=row.channel,
-                    reason=exc.reason[:120],
-                )
+            async with self._bookkeeping, UnitOfWork(self.sessions) as uow:
+                claim = await self._claim(uow, chat)
+                await uow.commit()
+            while claim is not None:
+                async with self._sends:
+                    outcome = await self._attempt(claim)
+                async with self._bookkeeping, UnitOfWork(self.sessions) as uow:
+                    waits = await self._record(uow, claim, outcome)
+                    claim = None if waits or self._stopping else await self._claim(uow, chat)
+                    await uow.commit()
+        except Exception as exc:  # a database error: leave the rows pending, try again soon
+            log.exception("delivery to a %s chat failed: %s", chat[0], type(exc).__name__)
+            self._paused[chat] = self.clock() + timedelta(seconds=5)
+
+    def _quota_wait(self, chat: tuple[str, str]) -> float:
+        """Seconds before this chat may be sent to again under its platform quota (e.g. 20
+        messages a minute in a Telegram group); pauses the chat's queue meanwhile, so that
+        its rows pile up and are merged instead of waiting inside a send."""
+        quota = self._quota(chat)
+        if quota is None:
+            return 0.0
+        count, period = quota
+        now = self.clock()
+        recent = self._recent_sends.setdefault(chat, deque())
+        while recent and recent[0] <= now - timedelta(seconds=period):
+            recent.popleft()
+        if len(recent) < count:
+            return 0.0
+        self._paused[chat] = recent[0] + timedelta(seconds=period)
+        return (self._paused[chat] - now).total_seconds()
+
+    def _quota(self, chat: tuple[str, str]) -> tuple[int, float] | None:
+        quota = getattr(self.adapters.get(chat[0]), "send_quota", None)
+        return quota(chat[1]) if quota is not None else None
+
+    async def _claim(self, uow: UnitOfWork, chat: tuple[str, str]) -> _Claim | None:
+        """The chat's next due message (several rows merged when the chat is rate-limited),
+        marked as being sent; the caller commits before the platform is called."""
+        now = self.clock()
+        if self._quota_wait(chat) > 0:
             return None
+        rows = await uow.outbox.queue(*chat, limit=MERGE_ROWS)
+        if not rows or rows[0].next_attempt_at > now:
+            return None
+        head = rows[0]
+        if chat[0] not in self.adapters:
+            head.next_attempt_at = now + timedelta(seconds=60)
+            head.last_error = f"no adapter for {chat[0]}"
+            return None
+        message = Outbound.from_json(head.payload)
+        batch = [head]
+        if self._quota(chat) is not None:
+            for row in rows[1:]:
+                if row.next_attempt_at > now or row.tag != head.tag:
+                    break
+                merged = _merge(message, row, self.delivery.merge_chars)
+                if merged is None:
+                    break
+                message = merged
+                batch.append(row)
+        for row in batch:
+            row.send_started_at = now
+        return _Claim(
+            chat,
+            [row.id for row in batch],
+            message,
+            await self._platform_id(uow, message.edit_of),
+            await self._platform_id(uow, message.reply_to),
+        )
+
+    async def _attempt(self, claim: _Claim) -> SendResult | Exception:
+        adapter = self.adapters[claim.chat[0]]
+        try:
+            return await adapter.send(
+                claim.message,
+                edit_message_id=claim.edit_id,
+                reply_to_message_id=claim.reply_id,
+            )
         except Exception as exc:
-            retry_after = exc.retry_after if isinstance(exc, TemporarySendError) else None
-            reason = exc.reason if isinstance(exc, TemporarySendError) else type(exc).__name__
-            if row.attempts >= self.delivery.max_attempts:
-                row.status = "failed"
-                row.last_error = f"gave up: {reason}"[:200]
-                log.warning("outbox %s gave up after %s attempts", row.id, row.attempts)
-                return None
-            delay = max(retry_after or 0.0, self.delivery.backoff(row.attempts))
+            return exc
+
+    async def _record(
+        self, uow: UnitOfWork, claim: _Claim, outcome: SendResult | Exception
+    ) -> bool:
+        """Store the outcome of one send; True when the chat's queue must wait now."""
+        now = self.clock()
+        if isinstance(outcome, SendResult):
+            self._delivered_at[claim.chat[0]] = now
+            if claim.chat in self._recent_sends:
+                self._recent_sends[claim.chat].append(now)
+        rows = await uow.outbox.by_ids(claim.row_ids)
+        if not rows:
+            return False  # erased while in flight (/delete removes unsent rows)
+        for row in rows:
+            row.send_started_at = None
+            row.attempts += 1
+        if isinstance(outcome, SendResult):
+            self._failing_since.pop(rows[0].id, None)
+            self._sent(claim, outcome, rows, now)
+            return False
+        return await self._failed(uow, outcome, rows, now)
+
+    def _sent(
+        self, claim: _Claim, result: SendResult, rows: Sequence[OutboxMessage], now: datetime
+    ) -> None:
+        message = claim.message
+        if message.edit_of is not None and result.platform_message_id is None:
+            platform_id = claim.edit_id
+        else:
+            platform_id = result.platform_message_id
+        for row in rows:
+            row.status = "sent"
+            row.sent_at = now
+            row.platform_message_id = platform_id
+            if message.delete_after_seconds:
+                row.delete_at = now + timedelta(seconds=message.delete_after_seconds)
+            # The text may hold personal data; once delivered only the platform id is needed.
+            row.payload = {}
+
+    async def _failed(
+        self,
+        uow: UnitOfWork,
+        error: Exception,
+        rows: Sequence[OutboxMessage],
+        now: datetime,
+    ) -> bool:
+        """Classify a failed send by its cause; True when the chat's queue must wait."""
+        head = rows[0]
+        if isinstance(error, PermanentSendError):
+            await self._fail(uow, rows, error.reason, error.unreachable, now)
+            return False
+        failing_since = self._failing_since.setdefault(head.id, now)
+        if isinstance(error, TemporarySendError):
+            reason, retry_after, limit = error.reason, error.retry_after, self.delivery.max_attempts
+            # Refused again and again while other messages on the same channel go through:
+            # the trouble is this message (a misclassified refusal), not the network.
+            if (
+                retry_after is None
+                and head.attempts >= self.delivery.unclassified_attempts
+                and self._delivered_at.get(head.channel, failing_since) > failing_since
+            ):
+                limit = head.attempts
+                reason = f"refused repeatedly: {reason}"
+        else:  # nobody classified it: not worth an hour of retries
+            reason, retry_after = f"unclassified {type(error).__name__}", None
+            limit = self.delivery.unclassified_attempts
+        if head.attempts >= limit:
+            log.warning("outbox %s gave up after %s attempts", head.id, head.attempts)
+            await self._fail(uow, rows, f"gave up: {reason}", False, now)
+            return False
+        delay = max(retry_after or 0.0, self.delivery.backoff(head.attempts))
+        for row in rows:
             row.next_attempt_at = now + timedelta(seconds=delay)
             row.last_error = reason[:200]
-            log.info(
-                "outbox %s attempt %s failed (%s); retry in %.1fs",
-                row.id,
-                row.attempts,
-                reason[:80],
-                delay,
-            )
-            return delay
-        row.status = "sent"
-        row.sent_at = now
-        if message.edit_of is not None and result.platform_message_id is None:
-            row.platform_message_id = edit_id
-        else:
-            row.platform_message_id = result.platform_message_id
-        if message.delete_after_seconds:
-            row.delete_at = now + timedelta(seconds=message.delete_after_seconds)
-        # The text may hold personal data; once delivered only the platform id is needed.
-        row.payload = {}
-        return None
+        log.info(
+            "outbox %s attempt %s failed (%s); retry in %.1fs",
+            head.id,
+            head.attempts,
+            reason[:80],
+            delay,
+        )
+        return True
+
+    async def _fail(
+        self,
+        uow: UnitOfWork,
+        rows: Sequence[OutboxMessage],
+        reason: str,
+        unreachable: bool,
+        now: datetime,
+    ) -> None:
+        """Fail rows for good and let their chat's queue move on; staff hear of it once."""
+        head = rows[0]
+        self._failing_since.pop(head.id, None)
+        for row in rows:
+            row.status = "failed"
+            row.last_error = reason[:200]
+            row.payload = {}
+        log.warning("outbox %s failed permanently: %s", head.id, reason[:80])
+        staff_chat = (head.channel, head.chat_id) == (
+            self.config.staff_channel,
+            self.config.staff_chat_id,
+        )
+        if unreachable:
+            await uow.customers.mark_unreachable(head.channel, head.chat_id, now)
+            # The rest of this chat's queue would fail the same way: fail it with one notice.
+            await uow.outbox.fail_pending(head.channel, head.chat_id, reason[:200], but=head.id)
+            if staff_chat:
+                return  # nowhere to tell staff: the bot cannot post in their chat
+        if staff_chat:
+            # One message could not be posted (e.g. unencodable text); the chat itself works.
+            if head.tag is not None or head.customer_id is not None:
+                await staff_notice(
+                    uow, self.config, now, "core.staff.staff_delivery_failed", reason=reason[:120]
+                )
+            return
+        await staff_notice(
+            uow,
+            self.config,
+            now,
+            "core.staff.delivery_failed",
+            customer=head.customer_id or "?",
+            channel=head.channel,
+            reason=reason[:120],
+        )
 
     async def _platform_id(self, uow: UnitOfWork, outbox_id: int | None) -> str | None:
         if outbox_id is None:
@@ -451,7 +626,8 @@ class Runtime:
             await asyncio.sleep(min(0.05, max(0.0, next_due or 0.0)))
 
     async def stop(self) -> None:
-        """Finish in-flight conversations, then stop the delivery worker."""
+        """Finish in-flight conversations, then stop the delivery worker; a send in progress
+        finishes and is recorded instead of being cut off."""
         tasks = [task for task in self._conversations.values() if not task.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=10)
@@ -462,13 +638,16 @@ class Runtime:
                 await self._maintenance_task
             self._maintenance_task = None
         if self._delivery_task is not None:
-            # Let a send in progress finish (and be recorded) instead of cutting it off.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._delivery_lock.acquire(), 10)
             self._delivery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._delivery_task
             self._delivery_task = None
+        queues = list(self._queues.values())
+        if queues:
+            _, late = await asyncio.wait(queues, timeout=10)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
 
 MAX_FIELD_CHARS = 300  # names, ids, payloads, attachment references
@@ -512,4 +691,41 @@ def _clean(inbound: Inbound) -> Inbound:
         language_hint=optional(inbound.language_hint),
         user_display_name=short(inbound.user_display_name),
         reply_to_message_id=optional(inbound.reply_to_message_id),
+    )
+
+
+MERGE_ROWS = 20  # rows looked at when merging a rate-limited chat's queue into one message
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """One send in flight: the rows it delivers (several when merged) and what is sent."""
+
+    chat: tuple[str, str]
+    row_ids: list[int]
+    message: Outbound
+    edit_id: str | None
+    reply_id: str | None
+
+
+def _merge(message: Outbound, row: OutboxMessage, limit: int) -> Outbound | None:
+    """`message` with the next queued row appended, when both are plain lines (no buttons,
+    edits, files, keyboards or self-deletion) threaded alike, within `limit` characters."""
+    follower = Outbound.from_json(row.payload)
+    if not (_plain(message) and _plain(follower)):
+        return None
+    if (message.html, message.reply_to) != (follower.html, follower.reply_to):
+        return None
+    text = f"{message.text}\n\n{follower.text}"
+    return replace(message, text=text) if len(text) <= limit else None
+
+
+def _plain(message: Outbound) -> bool:
+    return not (
+        message.buttons
+        or message.ask_contact
+        or message.remove_keyboard
+        or message.document is not None
+        or message.edit_of is not None
+        or message.delete_after_seconds
     )

@@ -146,6 +146,8 @@ class OutboxMessage(Base):
     """A message committed together with the state change that produced it.
 
     `payload` (PII) is emptied once sent; the platform id stays for edits and redaction.
+    `send_started_at` is set (and committed) just before the platform call and cleared when
+    its outcome is recorded: a pending row that still has it was caught mid-send by a crash.
     """
 
     __tablename__ = "outbox"
@@ -167,6 +169,7 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     delete_at: Mapped[datetime | None] = mapped_column(index=True)
+    send_started_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):

@@ -252,12 +252,44 @@ class OutboxRepository:
             .values(status="failed", last_error=reason, payload={})
         )
 
-    async def pending(self, after_id: int = 0, limit: int = 100) -> Sequence[OutboxMessage]:
+    async def queue_heads(self) -> Sequence[OutboxMessage]:
+        """The oldest pending row of every chat: the one its delivery queue waits on."""
+        heads = (
+            select(func.min(OutboxMessage.id))
+            .where(OutboxMessage.status == "pending")
+            .group_by(OutboxMessage.channel, OutboxMessage.chat_id)
+        )
+        result = await self.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(heads)).order_by(OutboxMessage.id)
+        )
+        return result.all()
+
+    async def queue(self, channel: str, chat_id: str, limit: int) -> Sequence[OutboxMessage]:
+        """One chat's pending rows, oldest first."""
         result = await self.session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.status == "pending", OutboxMessage.id > after_id)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == "pending",
+            )
             .order_by(OutboxMessage.id)
             .limit(limit)
+        )
+        return result.all()
+
+    async def by_ids(self, ids: Sequence[int]) -> Sequence[OutboxMessage]:
+        result = await self.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+        )
+        return result.all()
+
+    async def interrupted(self) -> Sequence[OutboxMessage]:
+        """Pending rows whose send had started when the process stopped (a crash)."""
+        result = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending", OutboxMessage.send_started_at.is_not(None))
+            .order_by(OutboxMessage.id)
         )
         return result.all()
 

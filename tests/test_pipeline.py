@@ -224,10 +224,14 @@ async def test_delivery_gives_up_after_max_attempts(
         for _ in range(5):
             clock.advance(minutes=5)
             await h.deliver()
-        (row,) = await h.outbox_rows()
+        row, notice = await h.outbox_rows()
         assert (row.status, row.attempts) == ("failed", 3)
         assert row.last_error is not None and "gave up" in row.last_error
         assert h.delivered("1") == []
+        # Staff hear of it once, so they can reach the customer another way.
+        assert notice.chat_id == STAFF and notice.status == "sent"
+        (told,) = h.delivered(STAFF)
+        assert told.text.startswith(tr("core.staff.delivery_failed").split("#")[0])
     finally:
         await h.close()
 

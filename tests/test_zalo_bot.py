@@ -226,6 +226,11 @@ async def test_send_errors_are_classified(api: FakeZaloBotAPI, client: ZaloBotCl
     with pytest.raises(TemporarySendError):
         await adapter.send(out("u7", "chào"))
 
+    # A text the HTTP client cannot encode (a lone surrogate) never heals.
+    with pytest.raises(PermanentSendError) as unsendable:
+        await adapter.send(out("u7", "chào \ud800"))
+    assert unsendable.value.reason == "zalobot unsendable (UnicodeEncodeError)"
+
 
 async def test_send_photo_and_webhook_management(
     api: FakeZaloBotAPI, client: ZaloBotClient

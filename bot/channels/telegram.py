@@ -10,8 +10,12 @@ Edited messages are not re-processed (the earlier answer already counted): they 
 Outbound: HTML parse mode (plain texts are escaped here; staff alerts arrive escaped), inline
 keyboards for buttons, a reply keyboard with `request_contact` for the phone step (its text
 buttons map back to their payloads), `sendDocument` for files, edits for staff alerts.
-PTB's AIORateLimiter keeps within Telegram's limits; RetryAfter, blocked users and network
-errors are translated for the outbox worker.
+PTB's AIORateLimiter keeps within Telegram's overall limit (30 messages a second); the
+per-group limit (20 a minute) is declared by `send_quota` and kept by the runtime's delivery,
+which pauses only that chat's queue and merges its waiting lines (see bot/runtime.py).
+Errors are translated by cause for the outbox worker: a refusal that will not heal (bad
+request, blocked, a text the HTTP client cannot encode, too large) is permanent; network
+trouble, 5xx and 429 (with its retry_after) are temporary.
 """
 
 from __future__ import annotations
@@ -40,7 +44,14 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from handlers.i18n import t
@@ -68,7 +79,9 @@ MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_BUTTONS = 100  # inline keyboard buttons per message
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-TYPING_AFTER_SECONDS = 0.7
+TYPING_AFTER_SECONDS = 0.7  # a reply faster than this needs no typing indicator
+TYPING_REPEAT_SECONDS = 4.5  # Telegram shows "typing…" for about 5 seconds
+GROUP_QUOTA = (20, 60.0)  # Telegram: at most 20 messages a minute in one group
 
 
 def build_application(token: str, base_url: str, read_timeout: float = 15.0) -> Application:
@@ -80,7 +93,9 @@ def build_application(token: str, base_url: str, read_timeout: float = 15.0) -> 
         .base_file_url(
             base_url.replace("/bot", "/file/bot") if base_url.endswith("/bot") else base_url
         )
-        .rate_limiter(AIORateLimiter(max_retries=0))  # retries are the outbox's job
+        # Retries are the outbox's job, and so is the per-group limit (see `send_quota`): a
+        # send waiting inside the limiter would hold a delivery slot and hide the wait.
+        .rate_limiter(AIORateLimiter(max_retries=0, group_max_rate=0))
         .updater(None)
         .connect_timeout(5.0)
         .read_timeout(read_timeout)
@@ -119,18 +134,12 @@ class TelegramAdapter:
     ) -> SendResult:
         try:
             return await self._send(message, edit_message_id, reply_to_message_id)
-        except RetryAfter as exc:
-            raise TemporarySendError("telegram 429", retry_after=retry_seconds(exc)) from None
-        except Forbidden:
-            raise PermanentSendError(
-                "telegram 403 forbidden (blocked or removed)", unreachable=True
-            ) from None
-        except BadRequest as exc:
-            raise PermanentSendError(f"telegram 400 {exc.message[:120]}") from None
-        except NetworkError as exc:  # includes TimedOut
-            raise TemporarySendError(f"telegram network {type(exc).__name__}") from None
         except TelegramError as exc:
-            raise TemporarySendError(f"telegram {type(exc).__name__}") from None
+            raise send_error(exc) from None
+
+    def send_quota(self, chat_id: str) -> tuple[int, float] | None:
+        """(messages, seconds) allowed in this chat: groups have ids below zero."""
+        return GROUP_QUOTA if chat_id.startswith("-") else None
 
     async def _send(
         self, message: Outbound, edit_id: str | None, reply_id: str | None
@@ -222,6 +231,28 @@ def _mention(user_id: str, label: str) -> str:
     return f'<a href="tg://user?id={user_id}">{label}</a>' if user_id.isdigit() else label
 
 
+def send_error(exc: TelegramError) -> PermanentSendError | TemporarySendError:
+    """A Bot API failure classified by its cause (reasons carry no message text)."""
+    if isinstance(exc, RetryAfter):
+        return TemporarySendError("telegram 429", retry_after=retry_seconds(exc))
+    if isinstance(exc, Forbidden):
+        return PermanentSendError("telegram 403 forbidden (blocked or removed)", unreachable=True)
+    if isinstance(exc, BadRequest):
+        unreachable = "chat not found" in exc.message.lower()
+        return PermanentSendError(f"telegram 400 {exc.message[:120]}", unreachable=unreachable)
+    if isinstance(exc, TimedOut):  # the request may have arrived: retried, at-least-once
+        return TemporarySendError("telegram network TimedOut")
+    if isinstance(exc, NetworkError):
+        cause = exc.__cause__
+        if isinstance(cause, (UnicodeError, ValueError, TypeError)):
+            # The request could not even be encoded (e.g. a lone surrogate): never heals.
+            return PermanentSendError(f"telegram unsendable ({type(cause).__name__})")
+        if exc.message.endswith("(413)"):
+            return PermanentSendError("telegram 413 request too large")
+        return TemporarySendError(f"telegram network {type(exc).__name__}")
+    return TemporarySendError(f"telegram {type(exc).__name__}")
+
+
 def _message_id(result: object) -> str | None:
     return str(result.message_id) if isinstance(result, Message) else None
 
@@ -278,14 +309,16 @@ class TelegramReceiver:
         adapter: TelegramAdapter,
         receive: Any,
         staff_chat_id: str,
-        is_busy: Any = None,
+        wants_typing: Any = None,
     ) -> None:
         self.application = application
         self.adapter = adapter
         self.receive = receive
         self.staff_chat_id = staff_chat_id
-        self.is_busy = is_busy
-        self._typing: set[asyncio.Task[None]] = set()
+        # (channel, chat id, user id) → whether a reply is being worked on (and the sender is
+        # not flood-limited): only then is "typing…" shown.
+        self.wants_typing = wants_typing
+        self._typing: dict[str, asyncio.Task[None]] = {}  # at most one per chat
 
     async def handle(self, update: Update) -> None:
         """Store one update; raises if it could not be stored (so it is not acknowledged)."""
@@ -306,16 +339,23 @@ class TelegramReceiver:
         if inbound is None:
             return
         await self.receive(inbound)
-        if not inbound.from_staff_chat and self.is_busy is not None:
-            task = asyncio.get_running_loop().create_task(self._typing_if_slow(inbound.chat_id))
-            self._typing.add(task)  # keep a reference until it is done
-            task.add_done_callback(self._typing.discard)
+        if not inbound.from_staff_chat and self.wants_typing is not None:
+            self._start_typing(inbound.chat_id, inbound.user_id)
 
-    async def _typing_if_slow(self, chat_id: str) -> None:
+    def _start_typing(self, chat_id: str, user_id: str) -> None:
+        if chat_id in self._typing:
+            return  # this chat's indicator is already taken care of
+        task = asyncio.get_running_loop().create_task(self._typing_while_busy(chat_id, user_id))
+        self._typing[chat_id] = task
+        task.add_done_callback(lambda _: self._typing.pop(chat_id, None))
+
+    async def _typing_while_busy(self, chat_id: str, user_id: str) -> None:
+        """Show "typing…" while a slow reply is being worked on, renewed every few seconds."""
         await asyncio.sleep(TYPING_AFTER_SECONDS)
-        if self.is_busy(CHANNEL, chat_id):
+        while self.wants_typing(CHANNEL, chat_id, user_id):
             with contextlib.suppress(TelegramError):
                 await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await asyncio.sleep(TYPING_REPEAT_SECONDS)
 
     def to_inbound(self, update: Update) -> Inbound | None:
         key = str(update.update_id)

@@ -73,6 +73,8 @@ class ZaloBotAdapter:
             if exc.code in BAD_REQUEST_CODES:
                 raise PermanentSendError(str(exc)) from None
             raise TemporarySendError(str(exc)) from None
+        except ValueError as exc:  # e.g. a text the JSON encoder cannot encode: never heals
+            raise PermanentSendError(f"zalobot unsendable ({type(exc).__name__})") from None
         return SendResult(platform_message_id=first or None)
 
     async def delete(self, chat_id: str, message_id: str) -> None:

@@ -63,6 +63,11 @@ class FloodControl:
         self._noticed.add(key)
         return "notice"
 
+    def over_limit(self, key: Key, now: datetime) -> bool:
+        """Whether `key` is muted right now (read-only)."""
+        seen = self._seen.get(key, ())
+        return sum(1 for at in seen if at > now - self.window) > self.limit
+
     def _prune(self, now: datetime) -> None:
         for key in [
             k for k, seen in self._seen.items() if not seen or seen[-1] <= now - self.window
@@ -87,6 +92,13 @@ def flood_control(ctx: Context) -> FloodControl:
             ctx.config.flood_window,
         )
     return control
+
+
+def is_flood_limited(bind: object, key: Key, now: datetime) -> bool:
+    """Whether the sender `key` is over the flood limit in the bot on database engine `bind`
+    (the runtime asks before showing "typing…", which a muted sender must not get)."""
+    control = _controls.get(bind)
+    return control is not None and control.over_limit(key, now)
 
 
 @router.inbound_filter

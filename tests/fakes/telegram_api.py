@@ -15,16 +15,23 @@ Responses follow the Bot API shapes closely enough for python-telegram-bot to de
 and a few server-side rules that bots commonly trip over are enforced on purpose (message length,
 callback_data size, "message is not modified", unsupported HTML tags, https-only webhooks,
 getUpdates conflicts). Create a new instance per test; there is no reset.
+
+``group_rate_limit=(20, 60.0)`` makes the fake refuse, like Telegram, more than 20 messages per
+60 seconds in one group chat with ``429 Too Many Requests`` and the seconds to wait.
+``poison_marker`` makes every call whose text contains it fail with HTTP 500: a message the
+server keeps refusing with an error that looks temporary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import copy
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +42,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.fakes.server import ServedApp, UploadedFile, parse_multipart
@@ -116,6 +123,9 @@ _CHAT_ACTIONS = frozenset(
     }
 )
 
+# Methods that post a new message (what Telegram's per-group limit counts).
+_POSTING_METHODS = frozenset({"sendMessage", "sendDocument", "sendPhoto"})
+
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 _NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
@@ -157,6 +167,7 @@ class Call:
     failed: str | None = None
     files: dict[str, UploadedFile] = field(default_factory=dict)
     result: Any = None
+    at: float = field(default_factory=time.monotonic)  # when the fake received it
 
     def __getitem__(self, key: str) -> Any:
         return self.params[key]
@@ -248,6 +259,16 @@ def _decode_param(key: str, value: Any) -> Any:
         return value  # e.g. chat_id="@channel"
 
 
+def _json_response(payload: JSON, status_code: int = 200) -> Response:
+    """JSON with non-ASCII characters escaped: valid JSON that carries any Python string,
+    even one a real client could not encode (a lone surrogate in a test update)."""
+    return Response(
+        json.dumps(payload, separators=(",", ":")),
+        status_code=status_code,
+        media_type="application/json",
+    )
+
+
 def _utf16_len(text: str) -> int:
     # Telegram entity offsets/lengths are in UTF-16 code units.
     return len(text.encode("utf-16-le")) // 2
@@ -263,6 +284,7 @@ class FakeTelegramAPI:
         bot_username: str = "vietartview_test_bot",
         bot_first_name: str = "Viet Art View",
         timeout_delay: float = 3.0,
+        group_rate_limit: tuple[int, float] | None = None,
     ) -> None:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
@@ -279,7 +301,13 @@ class FakeTelegramAPI:
         }
         # Seconds an injected "timeout" holds the response; must exceed the client's read timeout.
         self.timeout_delay = timeout_delay
+        # (messages, seconds) allowed per group chat; None: no limit.
+        self.group_rate_limit = group_rate_limit
+        self._group_sends: dict[int, collections.deque[float]] = {}
+        self.poison_marker: str | None = None
         self.requests: list[Call] = []
+        # Called with every recorded call (e.g. a soak script indexing replies as they come).
+        self.listeners: list[Callable[[Call], None]] = []
         # (chat_id, user_id) -> status for getChatMember; unknown pairs get default_member_status.
         self.chat_members: dict[tuple[int, int], str] = {}
         self.default_member_status = "member"
@@ -816,6 +844,12 @@ class FakeTelegramAPI:
         fault = self._take_fault(method, params)
         if fault is not None and fault.kind != "timeout":
             return await self._fail(call, fault.kind, self._fault_error(fault))
+        if self.poison_marker and self.poison_marker in str(params.get("text", "")):
+            error = _ApiError(500, "Internal Server Error: the message cannot be encoded")
+            return await self._fail(call, "500", error)
+        throttled = self._group_throttle(method, params)
+        if throttled is not None:
+            return await self._fail(call, "429", throttled)
         try:
             call.result = await self._handlers[method](params)
         except _ApiError as err:
@@ -827,7 +861,7 @@ class FakeTelegramAPI:
             await self._sleep(self.timeout_delay)
         else:
             await self._record(call)
-        return JSONResponse({"ok": True, "result": call.result})
+        return _json_response({"ok": True, "result": call.result})
 
     async def _read_params(self, request: Request) -> tuple[JSON, dict[str, UploadedFile]]:
         raw: JSON = dict(request.query_params)
@@ -855,12 +889,33 @@ class FakeTelegramAPI:
         payload: JSON = {"ok": False, "error_code": err.code, "description": err.description}
         if err.parameters:
             payload["parameters"] = err.parameters
-        return JSONResponse(payload, status_code=err.code)
+        return _json_response(payload, status_code=err.code)
 
     async def _record(self, call: Call) -> None:
         self.requests.append(call)
+        for listener in self.listeners:
+            listener(call)
         async with self._recorded:
             self._recorded.notify_all()
+
+    def _group_throttle(self, method: str, params: JSON) -> _ApiError | None:
+        """Telegram's per-group limit: a 429 with retry_after once a group had its quota of
+        messages within the window (only messages that got through count)."""
+        if self.group_rate_limit is None or method not in _POSTING_METHODS:
+            return None
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int) or chat_id >= 0:
+            return None
+        quota, window = self.group_rate_limit
+        now = time.monotonic()
+        sent = self._group_sends.setdefault(chat_id, collections.deque())
+        while sent and sent[0] <= now - window:
+            sent.popleft()
+        if len(sent) >= quota:
+            wait = max(1, math.ceil(sent[0] + window - now))
+            return _ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
+        sent.append(now)
+        return None
 
     def _take_fault(self, method: str, params: JSON) -> _Fault | None:
         for fault in self._faults:
