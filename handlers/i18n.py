@@ -3,6 +3,7 @@
 Layout: `locales/<lang>/LC_MESSAGES/<domain>.po`, one domain per area (core, orders, ...),
 all domains of a language merged. Message ids are symbolic keys (`order.ask_name`);
 placeholders use `str.format` syntax (`{code}`). Vietnamese is the first language.
+`{hotline}` is filled in everywhere from the one catalog entry `core.hotline`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from babel.messages.pofile import read_po
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
+HOTLINE_PLACEHOLDER = "{hotline}"
 
 
 class MissingTranslation(KeyError):
@@ -47,4 +49,6 @@ def t(lang: str, key: str, **params: object) -> str:
         text = catalog(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)[key]
     except KeyError:
         raise MissingTranslation(key) from None
+    if HOTLINE_PLACEHOLDER in text:
+        params = {"hotline": catalog(DEFAULT_LANGUAGE)["core.hotline"], **params}
     return text.format(**params) if params else text

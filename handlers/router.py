@@ -33,6 +33,9 @@ Continuation = Callable[["Context", dict[str, Any]], Awaitable[None]]
 Eraser = Callable[["UnitOfWork", int, datetime], Awaitable[list[str]]]
 ExportSection = Callable[["UnitOfWork", int], Awaitable[list[dict[str, Any]]]]
 PeriodicTask = Callable[["UnitOfWork", "Composition", "ShopConfig", datetime], Awaitable[int]]
+# What of the customer's is still waiting for the staff (open complaints, a staff thread):
+# localized short descriptions with their codes, named before /delete erases them unanswered.
+Unanswered = Callable[["Context"], Awaitable[list[str]]]
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -80,6 +83,7 @@ class Router:
         self.periodic_tasks: dict[str, PeriodicTask] = {}
         self.inbound_filters: list[InboundFilter] = []
         self.interjections: list[Interjection] = []
+        self.unanswered_listers: list[Unanswered] = []
 
     def command(
         self,
@@ -174,6 +178,10 @@ class Router:
         self.interjections.append(fn)
         return fn
 
+    def unanswered(self, fn: Unanswered) -> Unanswered:
+        self.unanswered_listers.append(fn)
+        return fn
+
 
 class CompositionError(Exception):
     """Two routers claim the same command, payload kind, flow or continuation."""
@@ -216,6 +224,7 @@ class Composition:
         self.erasers = _chain(r.erasers for r in self.routers)
         self.inbound_filters = _chain(r.inbound_filters for r in self.routers)
         self.interjections = _chain(r.interjections for r in self.routers)
+        self.unanswered_listers = _chain(r.unanswered_listers for r in self.routers)
 
     def find_payload(self, raw: str) -> Route | None:
         return self.payloads.get(prefix_of(raw))

@@ -526,7 +526,7 @@ async def test_orders_without_any_order_offers_to_order(harness: Harness) -> Non
     await harness.consent("1")
     replies = await harness.say("1", "/orders")
     assert texts(replies) == [tr("order.none_yet")]
-    assert [b.payload for b in flat_buttons(replies[0])] == ["order"]
+    assert [b.payload for b in flat_buttons(replies[0])] == ["order", "talk"]
 
 
 async def test_order_code_shows_one_of_the_customers_orders(harness: Harness) -> None:

@@ -237,13 +237,18 @@ async def test_mydata_shows_everything_stored_and_removes_itself_after_five_minu
     ]
     for line in profile:
         assert line in text
-    assert policy_version() in text and tr("rights.section.consents") in text
+    # No technical text: the policy in words (its hash only in the export), the carrier's
+    # disclosure reason and the channel by name, not "delivery" or "console (1)".
+    assert tr("rights.policy.current") in text and tr("rights.section.consents") in text
+    assert policy_version() not in text
     assert f"• {code} — {tr('order.status.shipping')} — " in text
     assert "→ Em ở nhà buổi chiều ạ" in text  # from the customer
     assert "← Dạ shop giao chiều thứ bảy ạ" in text  # from the shop
     assert "Giao Hàng Nhanh" in text  # the carrier, from the shop's settings
     assert tr("rights.recipient.carrier") in text
-    assert tr("rights.section.identities") in text and "• console (1)" in text
+    assert f"{tr('rights.reason.delivery')}" in text and "delivery" not in text
+    assert tr("rights.section.identities") in text
+    assert f"• {tr('rights.channel.console')} — từ " in text and "console (1)" not in text
     for section in ("profile", "consents", "orders", "disclosures", "identities"):
         assert tr(f"rights.section.{section}") in text
     # Shared devices: the message says it will disappear, and it does.

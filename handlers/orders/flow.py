@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import engine
-from handlers.buttons import MyOrdersButton, OrderButton
+from handlers.buttons import MyOrdersButton, OrderButton, TalkButton
 from handlers.context import Context
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
@@ -301,7 +301,13 @@ async def my_orders(ctx: Context, _: object = None) -> None:
     assert ctx.customer is not None
     orders = await ctx.uow.orders.of_customer(ctx.customer.id)
     if not orders:
-        await ctx.reply(ctx.tr("order.none_yet"), ((ctx.button("menu.order", OrderButton()),),))
+        await ctx.reply(
+            ctx.tr("order.none_yet"),
+            (
+                (ctx.button("menu.order", OrderButton()),),
+                (ctx.button("menu.talk", TalkButton()),),
+            ),
+        )
         return
     lines = [ctx.tr("order.list_title")]
     for order in orders[:20]:

@@ -8,14 +8,15 @@ the deletion, keep, withdraw.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, get_args
 
 from handlers import engine
-from handlers.buttons import MyDataButton, ProfileField, RightsButton
-from handlers.context import CONSENT_PURPOSE, AfterCommit, Context
+from handlers.buttons import MyDataButton, OrderButton, ProfileField, RightsButton, TalkButton
+from handlers.context import CONSENT_PURPOSE, AfterCommit, Context, policy_version
 from handlers.engine import Flow, Step
-from handlers.i18n import t
+from handlers.i18n import catalog, t
 from handlers.lookup import staff_target
 from handlers.messages import Document
 from handlers.orders.service import (
@@ -51,6 +52,36 @@ def _fmt_time(value: str | None) -> str:
     return local_time(datetime.fromisoformat(value)) if value else "—"
 
 
+def _policy(ctx: Context, version: str) -> str:
+    """The policy a consent was given under, in words: the hash stays in the export only."""
+    current = version == policy_version()
+    return ctx.tr("rights.policy.current" if current else "rights.policy.previous")
+
+
+def _reason(ctx: Context, reason: str | None) -> str:
+    """A disclosure's reason: a known purpose ("delivery") localized; free text as typed."""
+    if not reason:
+        return "—"
+    key = f"rights.reason.{reason}"
+    return ctx.tr(key) if key in catalog(ctx.lang) else reason
+
+
+def _channel(ctx: Context, channel: str) -> str:
+    key = f"rights.channel.{channel}"
+    return ctx.tr(key) if key in catalog(ctx.lang) else channel
+
+
+def _ticket_line(ctx: Context, item: dict[str, Any]) -> str:
+    """A ticket with its localized kind and status (never the stored "open")."""
+    kind = ctx.tr(f"support.kind.{item['kind']}")
+    status = ctx.tr(f"support.status.{item['status']}")
+    return f"• {item['code']} — {kind} — {status} — {_fmt_time(item['created_at'])}"
+
+
+def _nothing_stored(data: dict[str, Any], sections: Iterable[str]) -> bool:
+    return not data["orders"] and not any(data.get(name) for name in sections)
+
+
 def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
     profile = data["profile"]
     language = profile["language"] or ctx.lang
@@ -73,7 +104,8 @@ def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
             lines.append(f"• {ctx.tr('rights.none')}")
             continue
         key = "rights.consent.granted" if consent["granted"] else "rights.consent.declined"
-        line = ctx.tr(key, version=consent["policy_version"], at=_fmt_time(consent["decided_at"]))
+        version = _policy(ctx, consent["policy_version"])
+        line = ctx.tr(key, version=version, at=_fmt_time(consent["decided_at"]))
         if consent["withdrawn_at"]:
             line += " " + ctx.tr("rights.consent.withdrawn", at=_fmt_time(consent["withdrawn_at"]))
         lines.append(f"• {line}")
@@ -89,14 +121,11 @@ def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
         for message in order["messages"]:
             arrow = "→" if message["direction"] == "in" else "←"
             lines.append(f"   {arrow} {message['text'][:200]}")
-    for (
-        name
-    ) in ctx.app.export_sections:  # e.g. complaint tickets: items carry code, status, created_at
+    for name in ctx.app.export_sections:  # complaint tickets: items carry code, kind, status
         lines += ["", ctx.tr(f"rights.section.{name}")]
-        lines += [
-            f"• {item['code']} — {item['status']} — {_fmt_time(item['created_at'])}"
-            for item in data.get(name) or []
-        ] or [f"• {ctx.tr('rights.none')}"]
+        lines += [_ticket_line(ctx, item) for item in data.get(name) or []] or [
+            f"• {ctx.tr('rights.none')}"
+        ]
     lines += ["", ctx.tr("rights.section.disclosures")]
     for disclosure in data["disclosures"] or [None]:
         if disclosure is None:
@@ -110,11 +139,21 @@ def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
                 kind=ctx.tr(f"rights.recipient.{disclosure['recipient_kind']}"),
                 fields=", ".join(ctx.tr(f"rights.fieldname.{f}") for f in disclosure["fields"]),
                 at=_fmt_time(disclosure["at"]),
-                reason=disclosure["reason"] or "—",
+                reason=_reason(ctx, disclosure["reason"]),
             )
         )
     lines += ["", ctx.tr("rights.section.identities")]
-    lines += [f"• {i['channel']} ({i['platform_user_id']})" for i in data["channel_identities"]]
+    lines += [
+        "• "
+        + ctx.tr(
+            "rights.identity.line",
+            channel=_channel(ctx, i["channel"]),
+            since=_fmt_time(i["since"])[:10],
+        )
+        for i in data["channel_identities"]
+    ]
+    if _nothing_stored(data, ctx.app.export_sections):
+        lines += ["", ctx.tr("rights.mydata.empty_hint")]
     return "\n".join(lines)
 
 
@@ -129,7 +168,12 @@ async def mydata(ctx: Context, _: object = None) -> None:
     if self_delete:
         minutes = max(1, round(seconds / 60))
         text += "\n\n" + ctx.tr("rights.mydata.self_delete", minutes=minutes)
-    buttons = (
+    next_steps = (
+        ((ctx.button("menu.order", OrderButton()), ctx.button("menu.talk", TalkButton())),)
+        if _nothing_stored(data, ctx.app.export_sections)
+        else ()
+    )
+    buttons = next_steps + (
         (
             ctx.button("rights.btn.edit", RightsButton("edit")),
             ctx.button("rights.btn.export", RightsButton("export")),
@@ -272,6 +316,9 @@ async def _ask_delete(ctx: Context) -> None:
         text += "\n\n" + ctx.tr(
             "rights.delete.open_orders", codes=", ".join(o.code for o in open_orders)
         )
+    pending = [item for lister in ctx.app.unanswered_listers for item in await lister(ctx)]
+    if pending:
+        text += "\n\n" + ctx.tr("rights.delete.unanswered", items="; ".join(pending))
     buttons = (
         (ctx.button("rights.btn.delete_confirm", RightsButton("delete", "confirm")),),
         (ctx.button("rights.btn.keep", RightsButton("keep")),),

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from handlers import engine
-from handlers.buttons import ComplaintButton, MyTicketsButton, TicketButton
+from handlers.buttons import ComplaintButton, MyTicketsButton, TalkButton, TicketButton
 from handlers.context import ButtonRows, Context, ShopConfig, enqueue, staff_message
 from handlers.engine import Flow, Step, StepInput
 from handlers.errors import InvalidInput
@@ -175,7 +175,11 @@ async def my_tickets(ctx: Context, _: object = None) -> None:
     tickets = await ctx.uow.support.tickets_of(ctx.customer.id)
     if not tickets:
         await ctx.reply(
-            ctx.tr("support.tickets.none"), ((ctx.button("menu.complaint", ComplaintButton()),),)
+            ctx.tr("support.tickets.none"),
+            (
+                (ctx.button("menu.complaint", ComplaintButton()),),
+                (ctx.button("menu.talk", TalkButton()),),
+            ),
         )
         return
     lines = [ctx.tr("support.tickets.title")]
@@ -561,6 +565,17 @@ async def erase_customer_tickets(uow: UnitOfWork, customer_id: int, now: datetim
     their support threads from the customer; returns the staff-chat tags ("ticket:<id>",
     "support:<id>") whose copies must be redacted."""
     return await uow.support.erase_customer(customer_id, now)
+
+
+@router.unanswered
+async def unanswered_tickets(ctx: Context) -> list[str]:
+    """The customer's tickets the staff have not resolved yet, e.g. "Khiếu nại KN-7K3Q9"."""
+    assert ctx.customer is not None
+    return [
+        f"{ctx.tr(f'support.kind.{ticket.kind}')} {ticket.code}"
+        for ticket in await ctx.uow.support.tickets_of(ctx.customer.id)
+        if ticket.status != RESOLVED and ticket.erased_at is None
+    ]
 
 
 @router.export_section("tickets")

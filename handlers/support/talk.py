@@ -102,6 +102,14 @@ async def relay_open_thread(ctx: Context) -> bool:
     return True
 
 
+@router.unanswered
+async def unanswered_thread(ctx: Context) -> list[str]:
+    """An open staff conversation, which erasure closes."""
+    assert ctx.customer is not None
+    thread = await ctx.uow.support.open_thread_of(ctx.customer.id)
+    return [f"{ctx.tr('talk.item')} {thread.code}"] if thread is not None else []
+
+
 # ---- staff side ----------------------------------------------------------------------------
 
 
