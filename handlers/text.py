@@ -23,11 +23,12 @@ _WORDS = re.compile(r"[^\W\d_]+")
 # Vietnamese words as typed without diacritics (and chat spellings) that are not English
 # words: "toi", "khong", "ko", "cua"... Folded forms that are also English ("the" = thế,
 # "to" = tô, "do" = đó, "can" = cần, "an" = ăn, "no" = nó, "so" = số) are in neither list.
-def _word_set(block: str) -> frozenset[str]:
+def word_set(block: str) -> frozenset[str]:
+    """The words of a block of text, as a set (for word lists written as prose)."""
     return frozenset(block.split())
 
 
-_VI_WORDS = _word_set(
+_VI_WORDS = word_set(
     """
     toi tui minh mik mk mjnh em e anh chi ban ad shop oi ak nhe nha nhi vay zay dzay
     khong ko khg hok hk kh k0 hong hem khum chua roi nua luon het lai qua wa ma la thi
@@ -39,7 +40,7 @@ _VI_WORDS = _word_set(
     khach khau khoan vien tu ntn bn sp nv ib hnay trc ng
     """
 )
-_ENGLISH_WORDS = _word_set(
+_ENGLISH_WORDS = word_set(
     """
     i you your yours my mine me we our us they their it its is are was were been am
     and or not of for with from about into at by if then than this that these those
