@@ -23,7 +23,9 @@ from handlers.support.understanding import (
     _parse_topic,
     all_intents,
     all_topics,
+    is_question,
     normalize,
+    topic,
     topic_actions,
     understand,
 )
@@ -34,11 +36,14 @@ MIN_ACCURACY = 0.95
 
 TOPICS = (
     "collected", "purpose", "sharing", "carrier", "retention", "change", "delete", "complain",
-    "account_safety", "tampering", "accuracy", "confidentiality", "contact",
+    "account_safety", "tampering", "accuracy", "confidentiality", "contact", "shipping",
+    "payment", "returns",
 )  # fmt: skip
+# Topics without examples: never matched themselves, they answer an intent asked as a question.
+ANSWER_ONLY = ("returns",)
 INTENTS = (
-    "order", "complaint", "mydata", "delete_data", "return_warranty", "talk_to_staff",
-    "greeting", "thanks",
+    "order", "complaint", "leak_report", "mydata", "delete_data", "return_warranty",
+    "talk_to_staff", "greeting", "thanks",
 )  # fmt: skip
 
 
@@ -64,10 +69,11 @@ def kb_catalog(lang: str) -> dict[str, str]:
 def test_eval_set_is_large_and_covers_every_key() -> None:
     rows = load_eval()
     assert len(rows) >= 160
-    counts = {key: sum(1 for _, e in rows if e == key) for key in (*TOPICS, *INTENTS)}
+    matched = [key for key in (*TOPICS, *INTENTS) if key not in ANSWER_ONLY]
+    counts = {key: sum(1 for _, e in rows if e == key) for key in matched}
     assert all(n >= 6 for n in counts.values()), counts
     assert sum(1 for _, e in rows if e == "unknown") >= 10
-    assert {e for _, e in rows} <= {*TOPICS, *INTENTS, "unknown"}
+    assert {e for _, e in rows} <= {*matched, "unknown"}
 
 
 def test_eval_set_does_not_repeat_the_examples() -> None:
@@ -228,7 +234,7 @@ def test_topic_actions() -> None:
     [
         {"kind": "faq", "actions": [], "examples": ["x"]},
         {"kind": "topic", "actions": ["fly"], "examples": ["x"]},
-        {"kind": "topic", "actions": [], "examples": []},
+        {"kind": "topic", "actions": [], "examples": ["x", "?!"]},
         {"kind": "topic", "actions": [], "examples": ["x"], "keywords": {"a": "high"}},
         {"kind": "topic", "actions": [], "examples": ["x"], "keywords": {"a + ": 3}},
         {"kind": "topic", "actions": [], "examples": ["x"], "mood": "angry"},
@@ -246,7 +252,7 @@ def test_every_topic_has_title_and_answer(lang: str) -> None:
         title, answer = catalog.get(f"kb.{key}.title"), catalog.get(f"kb.{key}.answer")
         assert title and len(title) <= 30, (key, title)
         assert answer and 60 <= len(answer) <= 600, (key, answer)
-        assert "{" not in answer and "}" not in answer  # str.format-safe
+        assert answer.format(hours="8:00–21:00")  # str.format-safe: {hours} at most
         assert unicodedata.is_normalized("NFC", title + answer)
     for key in INTENTS:  # intents start flows; they have no answer text
         assert f"kb.{key}.answer" not in catalog
@@ -269,7 +275,12 @@ POLICY_FACTS: dict[str, dict[str, tuple[str, ...]]] = {
         "contact": (
             "Số nhà 6, ngõ 553, đường Nguyễn Khoái, P. Thanh Trì, Q. Hoàng Mai, Tp. Hà Nội",
             "0815336668", "vietartview@gmail.com", "0109833521", "25/11/2021", "Sở Kế hoạch",
+            "{hours}",
         ),
+        # Shop practice the policy does not fix: staff confirm, the hotline is given.
+        "shipping": ("tên, địa chỉ và số điện thoại", "nhân viên sẽ báo", "0815336668"),
+        "payment": ("bảo mật tuyệt đối", "nhân viên xác nhận", "0815336668"),
+        "returns": ("đổi trả", "hoàn tiền", "bảo hành", "chụp ảnh", "0815336668"),
     },
     "en": {
         "collected": ("name", "phone", "address", "email"),
@@ -285,7 +296,10 @@ POLICY_FACTS: dict[str, dict[str, tuple[str, ...]]] = {
         "accuracy": ("legally responsible", "not liable", "inaccurate"),
         "confidentiality": ("strictly confidential", "transaction"),
         "contact": ("Nguyễn Khoái", "0815336668", "vietartview@gmail.com", "0109833521",
-                    "25/11/2021"),
+                    "25/11/2021", "{hours}"),
+        "shipping": ("name, address and phone number", "Staff will tell you", "0815336668"),
+        "payment": ("strictly confidential", "Staff confirm", "0815336668"),
+        "returns": ("returns", "refunds", "warranty", "photos", "0815336668"),
     },
 }  # fmt: skip
 
@@ -329,3 +343,134 @@ def test_never_raises(text: str) -> None:
     assert result.key is None or result.key in (*TOPICS, *INTENTS)
     assert len(result.alternatives) <= 3
     assert set(result.alternatives) <= {*TOPICS, *INTENTS}
+
+
+# ---------------------------------------------------------------- shop-practice answers
+
+
+def test_no_answer_states_a_price_or_a_period_the_policy_does_not() -> None:
+    """Shipping, payment and returns answers never invent fees, days or percentages."""
+    for lang in LANGUAGES:
+        catalog = kb_catalog(lang)
+        for key in ("shipping", "payment", "returns"):
+            answer = catalog[f"kb.{key}.answer"].replace("0815336668", "")
+            assert not any(ch.isdigit() for ch in answer), (lang, key, answer)
+
+
+def test_intents_name_their_answer_topic() -> None:
+    assert topic("return_warranty").answer == "returns"
+    assert topic("mydata").answer == "collected"
+    assert topic("delete_data").answer == "delete"
+    assert all(topic(key).answer in (None, *TOPICS) for key in INTENTS)
+    assert topic("returns").examples == ()  # answer-only: never matched by itself
+    assert "returns" in topic_actions("returns") and "staff" in topic_actions("returns")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"kind": "topic", "actions": [], "examples": ["x"], "answer": "collected"},
+        {"kind": "intent", "actions": [], "examples": ["x"], "answer": 3},
+        {"kind": "intent", "actions": [], "examples": []},
+    ],
+)
+def test_bad_answer_entries_are_rejected(raw: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        _parse_topic("broken", raw)
+
+
+# ---------------------------------------------------------------- leak reports
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "co nguoi goi dien biet ten va dia chi cua toi, co phai shop lam lo khong?",
+        "toi bi lo thong tin",
+        "someone called me and knew my address",
+        "sao nguoi la co sdt cua toi",
+        "Có người lạ nhắn tin cho tôi, biết cả tên và số điện thoại",
+        "a stranger knows my phone number, did you leak it?",
+        "tu hom dat tranh e bi spam goi dien suot",
+    ],
+)
+def test_leak_reports_are_their_own_intent(text: str) -> None:
+    result = understand(text)
+    assert result.key == "leak_report" and result.confident, result
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        # how to complain, in general or "if": the knowledge-base answer, not a report
+        ("Nếu thông tin của tôi bị lộ thì khiếu nại ở đâu?", "complain"),
+        ("who handles complaints about privacy", "complain"),
+        # a general complaint stays the complaint intent
+        ("toi muon khieu nai", "complaint"),
+        # the shipper knowing the address is the carrier topic
+        ("shipper co biet dia chi cua toi ko", "carrier"),
+    ],
+)
+def test_leak_report_is_distinct_from_complaints_and_privacy_topics(text: str, key: str) -> None:
+    assert understand(text).key == key
+
+
+# ---------------------------------------------------------------- questions vs commands
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bao gio thi du lieu cua toi bi huy",
+        "shop xoa du lieu cua toi khi nao?",
+        "how do I delete my data?",
+        "how do I delete my data",
+        "Khi nào dữ liệu của tôi bị xóa",
+        "co xoa dc du lieu ko",
+        "can I delete my data",
+        "toi muon biet cach xoa tai khoan",
+        "what do you keep about me",
+        "delete my data?",
+        "chinh sach doi tra the nao",
+    ],
+)
+def test_questions(text: str) -> None:
+    assert is_question(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "xoa du lieu cua toi di",
+        "delete my data",
+        "delete my data please",
+        "Xóa dữ liệu của tôi đi",
+        "xoa giup minh du lieu duoc khong",  # a polite request is still a request
+        "toi muon xoa du lieu ngay",
+        "show me what you have on me",
+        "toi muon doi tra",
+        "I want a refund",
+        "",
+    ],
+)
+def test_requests_and_statements_are_not_questions(text: str) -> None:
+    assert not is_question(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("bao gio thi du lieu cua toi bi huy", "retention"),
+        ("shop xoa du lieu cua toi khi nao?", "retention"),
+        ("how do I delete my data?", "delete"),
+        ("co the xoa du lieu cua minh khong", "delete"),
+    ],
+)
+def test_a_question_about_deletion_never_is_the_delete_intent(text: str, key: str) -> None:
+    result = understand(text)
+    assert result.key == key and "delete_data" not in result.alternatives
+
+
+@pytest.mark.parametrize("text", ["xoa du lieu cua toi di", "delete my data"])
+def test_a_deletion_request_stays_the_intent(text: str) -> None:
+    assert understand(text).key == "delete_data"

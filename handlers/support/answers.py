@@ -8,13 +8,18 @@ intents started.
 - confident intent → the action: start an order, a complaint, a return/warranty request,
                      talk to staff, show my data; "delete my data" always goes to the delete
                      *confirmation* screen; greeting → greeting and menu; thanks → a short reply;
+                     a leak report → the urgent complaint, with what the customer wrote;
+                     an intent asked as a question ("how do returns work?", "what do you
+                     keep about me?") or whose action is not available (a return without any
+                     order) → its answer topic (topics.toml `answer`) with the action buttons;
 - middle band      → "did you mean…?" with two or three buttons;
 - unknown          → not handled here: the next handler runs (the order relay while an order
                      is open, else the dispatcher's fallback menu, which offers a human).
 
 While an order is open, the customer is mostly talking to staff about it: only confident
-privacy questions and action intents are handled here; small talk, "talk to staff" and
-anything unclear is left to the order relay.
+privacy questions and action intents are handled here — a leak report above all; small talk,
+"talk to staff", delivery and payment questions (about that order) and anything unclear are
+left to the order relay.
 
 `/faq` and the "kb" button list the topics; `kb:<topic>` shows one answer.
 """
@@ -34,10 +39,18 @@ from handlers.buttons import (
 )
 from handlers.context import ButtonRows, Context
 from handlers.messages import Button
-from handlers.orders.service import OPEN_STATUSES
+from handlers.orders.service import CANCELLED, OPEN_STATUSES
 from handlers.payloads import Payload
 from handlers.router import Router
-from handlers.support.understanding import Understanding, all_topics, topic_actions, understand
+from handlers.support.complaints import LEAK
+from handlers.support.understanding import (
+    Understanding,
+    all_topics,
+    is_question,
+    topic,
+    topic_actions,
+    understand,
+)
 from handlers.words import looks_like_question
 
 router = Router("answers")
@@ -50,6 +63,7 @@ ACTION_PAYLOADS: dict[str, Payload] = {
     "export": RightsButton("export"),
     "delete": RightsButton("delete"),
     "complaint": ComplaintButton(),
+    "returns": ReturnsButton(),
     "staff": TalkButton(),
     "policy": PolicyButton(),
     "menu": MenuButton(),
@@ -58,6 +72,7 @@ ACTION_PAYLOADS: dict[str, Payload] = {
 INTENT_PAYLOADS: dict[str, Payload] = {
     "order": OrderButton(),
     "complaint": ComplaintButton(),
+    "leak_report": ComplaintButton(),
     "mydata": MyDataButton(),
     "delete_data": RightsButton("delete"),
     "return_warranty": ReturnsButton(),
@@ -67,13 +82,15 @@ INTENT_PAYLOADS: dict[str, Payload] = {
 INTENT_CONTINUATIONS = {
     "order": "order",
     "complaint": "complaint",
+    "leak_report": "complaint",
     "return_warranty": "returns",
     "talk_to_staff": "talk",
 }
-# Intents left to the order relay while an order is open (they belong to that conversation).
-RELAYED_WHILE_ORDER_OPEN = frozenset({"greeting", "thanks", "talk_to_staff"})
-# When a route is not available, the knowledge-base answer that explains the same thing.
-FALLBACK_TOPICS = {"mydata": "collected", "delete_data": "delete"}
+# Left to the order relay while an order is open: they belong to that conversation, and the
+# staff member handling the order knows its delivery and payment.
+RELAYED_WHILE_ORDER_OPEN = frozenset({"greeting", "thanks", "talk_to_staff", "shipping", "payment"})
+# Intents whose action is pressing a data-rights button (shown only when that route exists).
+RIGHTS_INTENTS = frozenset({"mydata", "delete_data"})
 
 
 @router.text
@@ -85,49 +102,72 @@ async def understand_free_text(ctx: Context) -> bool:
     if result.kind == "unknown" or result.key is None:
         return False
     order_open = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES) is not None
+    if result.confident and order_open and result.key in RELAYED_WHILE_ORDER_OPEN:
+        return False
     if result.confident and result.kind == "topic":
         await show_answer(ctx, result.key)
         return True
     if result.confident:
-        if order_open and result.key in RELAYED_WHILE_ORDER_OPEN:
-            return False
         await ctx.audit("intent", detail=result.key)
-        await run_intent(ctx, result.key)
+        await run_intent(ctx, result.key, text)
         return True
     if order_open:
         return False
     return await suggest(ctx, result)
 
 
-async def show_answer(ctx: Context, topic: str) -> None:
-    actions = topic_actions(topic)
+async def show_answer(ctx: Context, key: str) -> None:
+    actions = topic_actions(key)
+    if "returns" in actions and not await has_returnable_order(ctx):
+        actions = tuple(a for a in actions if a != "returns")  # it would only say "no order"
     buttons = [ctx.button(f"support.action.{a}", ACTION_PAYLOADS[a]) for a in actions]
     rows: ButtonRows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
-    await ctx.reply(ctx.tr(f"kb.{topic}.answer"), rows)
+    await ctx.reply(ctx.tr(f"kb.{key}.answer", hours=ctx.config.shop_hours), rows)
 
 
-async def run_intent(ctx: Context, intent: str) -> None:
+async def has_returnable_order(ctx: Context) -> bool:
+    """Whether the customer has an order a return/warranty request can be about."""
+    assert ctx.customer is not None
+    orders = await ctx.uow.orders.of_customer(ctx.customer.id)
+    return any(o.status != CANCELLED and o.erased_at is None for o in orders)
+
+
+async def _available(ctx: Context, intent: str) -> bool:
+    """Whether the intent's action can run for this customer now."""
+    if intent == "return_warranty":
+        return await has_returnable_order(ctx)
+    if intent in RIGHTS_INTENTS:
+        route = ctx.app.payloads.get(INTENT_PAYLOADS[intent].prefix)
+        return route is not None and not route.staff
+    return True
+
+
+async def run_intent(ctx: Context, intent: str, text: str) -> None:
+    answer = topic(intent).answer
+    if answer is not None and (is_question(text) or not await _available(ctx, intent)):
+        # A question about an action gets its answer, the action offered as a button.
+        await show_answer(ctx, answer)
+        return
     continuation = ctx.app.continuations.get(INTENT_CONTINUATIONS.get(intent, ""))
     if continuation is not None:
-        # What they wrote goes along: "em muốn đặt tranh sơn dầu" already says what to order.
-        await continuation(ctx, {"text": ctx.inbound.text[:500]})
-    elif intent in ("mydata", "delete_data"):
+        await continuation(ctx, _intent_context(intent, text))
+    elif intent in RIGHTS_INTENTS:
         # "delete" never erases from free text: its button shows the confirmation screen.
-        await press(ctx, INTENT_PAYLOADS[intent], FALLBACK_TOPICS[intent])
+        payload = INTENT_PAYLOADS[intent]
+        route = ctx.app.payloads[payload.prefix]
+        await route.handler(ctx, payload)
     elif intent == "greeting":
         await ctx.show_menu(ctx.tr("support.greeting"))
     elif intent == "thanks":
         await ctx.reply(ctx.tr("support.thanks"))
 
 
-async def press(ctx: Context, payload: Payload, fallback_topic: str) -> None:
-    """Do what pressing a button with `payload` does (the data-rights screens); without
-    that feature, the knowledge-base answer that explains it."""
-    route = ctx.app.payloads.get(payload.prefix)
-    if route is None or route.staff:
-        await show_answer(ctx, fallback_topic)
-        return
-    await route.handler(ctx, payload)
+def _intent_context(intent: str, text: str) -> dict[str, str]:
+    """What the started feature takes over from the message (see start_complaint)."""
+    if intent == "leak_report":
+        return {"category": LEAK, "text": text}
+    # What they wrote goes along: "em muốn đặt tranh sơn dầu" already says what to order.
+    return {"text": text[:500]}
 
 
 def _suggestion_button(ctx: Context, key: str) -> Button | None:

@@ -21,6 +21,7 @@ after 4 hours, urgent ones after 1 hour.
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from handlers.orders.service import local_time, order_tag
 from handlers.orders.validators import PHOTOS_MAX, parse_photos
 from handlers.router import Composition, Router
 from handlers.support.talk import leading_code, new_support_code
-from handlers.text import fold
+from handlers.text import fold, word_set
 from storage.models import Customer, Order
 from storage.repositories import UnitOfWork
 from storage.support import (
@@ -71,21 +72,75 @@ def _has(folded: str, *phrases: str) -> bool:
 # ---- step parsers --------------------------------------------------------------------------
 
 
+# Words naming a category, in the order they are tried (a leak first: it is urgent).
+_CATEGORY_WORDS = (
+    (
+        LEAK,
+        (
+            "lo", "ro ri", "leak", "leaked", "du lieu", "data", "bao mat", "privacy",
+            "nguoi la", "lua dao", "gia danh", "stranger", "scam",
+        ),
+    ),
+    (
+        SERVICE,
+        (
+            "don", "don hang", "dich vu", "order", "service", "giao hang", "san pham", "tranh",
+            "painting", "delivery",
+        ),
+    ),
+)  # fmt: skip
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def _words(text: str) -> str:
+    return _NON_WORD.sub(" ", fold(text)).strip()
+
+
+def category_from_text(text: str) -> str | None:
+    """The category a customer's own words already name, or None: "tôi muốn khiếu nại việc
+    lộ thông tin" → leak, "tranh giao chậm quá, mình muốn phản ánh" → service. Never
+    "other": that one is only ever chosen."""
+    words = _words(text)
+    return next((c for c, phrases in _CATEGORY_WORDS if _has(words, *phrases)), None)
+
+
 def parse_category(answer: StepInput) -> str:
-    folded = fold(answer.text).strip(" .!?")
-    if folded in CATEGORIES:
-        return folded
-    if folded == "1" or _has(
-        folded, "lo", "ro ri", "leak", "leaked", "du lieu", "data", "bao mat", "privacy"
-    ):
-        return LEAK
-    if folded == "2" or _has(
-        folded, "don", "don hang", "dich vu", "order", "service", "giao hang", "san pham", "tranh"
-    ):
-        return SERVICE
-    if folded == "3" or _has(folded, "khac", "other", "van de khac"):
+    words = _words(answer.text)
+    if words in CATEGORIES:
+        return words
+    numbered = {"1": LEAK, "2": SERVICE, "3": OTHER}.get(words)
+    if numbered is not None:
+        return numbered
+    if found := category_from_text(words):
+        return found
+    if _has(words, "khac", "other", "van de khac"):
         return OTHER
     raise InvalidInput("complaint.category.unknown")
+
+
+# Words that only say "I want to complain (about a leak / my order)": a message made of
+# little else is a trigger, not a description, and the description step is still asked.
+_TRIGGER_WORDS = word_set(
+    """
+    toi tui minh mk em e anh chi t a ad admin shop oi nhe nha voi di vay
+    muon can se xin cho gui khieu nai phan anh bao cao viec chuyen ve bi da lo ro ri
+    thong tin tt du lieu ca nhan cua bao mat dich vu don hang lam sao the nao o dau
+    i my me we want to would like file make a an the about complain complaint report
+    data information info personal privacy leak leaked order service please was is has been
+    """
+)
+MIN_DESCRIPTION_WORDS = 3  # words beyond the trigger words
+
+
+def description_from_text(text: str) -> str | None:
+    """The message itself as the complaint's description when it says more than the trigger
+    phrase ("có người gọi điện biết tên và địa chỉ của tôi…"), else None ("tôi bị lộ thông
+    tin", "toi muon khieu nai")."""
+    text = text.strip()
+    extra = [w for w in _words(text).split() if w not in _TRIGGER_WORDS]
+    if len(extra) < MIN_DESCRIPTION_WORDS or len(text) > MAX_TEXT:
+        return None
+    return text
 
 
 def parse_text(answer: StepInput) -> str:
@@ -165,7 +220,29 @@ async def complaint_command(ctx: Context, _: object = None) -> None:
 
 @after_consent(router, "complaint")
 async def start_complaint(ctx: Context, context: dict[str, Any]) -> None:
-    await engine.begin(ctx, COMPLAINT_FLOW)
+    """Start the complaint form. `context` may carry what the customer already said:
+    "category" prefills the category step (a leak report: "leak"), "text" — the message that
+    started the complaint — gives the category when none is given and becomes the
+    description when it says more than "I want to complain". The customer is told what was
+    taken over, and can change it on the review screen."""
+    text = str(context.get("text") or "")
+    category = context.get("category") or category_from_text(text)
+    description = description_from_text(text)
+    values: dict[str, Any] = {}
+    notes = []
+    if category in CATEGORIES:
+        values["category"] = category
+        notes.append(
+            ctx.tr("complaint.noted_leak")
+            if category == LEAK
+            else ctx.tr("complaint.noted", category=ctx.tr(f"complaint.category.{category}"))
+        )
+    if description is not None:
+        values["description"] = description
+        notes.append(ctx.tr("complaint.noted_text"))
+    if notes:
+        await ctx.reply("\n".join(notes))
+    await engine.begin(ctx, COMPLAINT_FLOW, values)
 
 
 @router.command("complaints", help_key="help.cmd.complaints", locked_ok=True)

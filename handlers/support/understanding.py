@@ -38,7 +38,10 @@ from handlers.text import fold
 
 TOPICS_FILE = Path(__file__).resolve().parent / "topics.toml"
 
-ACTIONS = ("order", "mydata", "edit", "export", "delete", "complaint", "staff", "policy", "menu")
+ACTIONS = (
+    "order", "mydata", "edit", "export", "delete", "complaint", "returns", "staff", "policy",
+    "menu",
+)  # fmt: skip
 
 # Confidence bands. At or above ANSWER_THRESHOLD the caller answers directly; between the two
 # it shows the best match together with `alternatives`; below SUGGEST_THRESHOLD it is unknown.
@@ -49,6 +52,12 @@ SUGGEST_THRESHOLD = 0.42
 # confidence is capped below the answer band so that the caller offers the alternatives.
 AMBIGUITY_MARGIN = 6.0
 AMBIGUOUS_CONFIDENCE = ANSWER_THRESHOLD - 0.05
+# A clear lead answers too: a best score of at least CLEAR_LEAD_SCORE that beats the runner-up
+# by CLEAR_LEAD_MARGIN points is raised into the answer band. Long or English messages share
+# fewer words with any example, so their best score is lower even when only one key fits; a
+# "did you mean" menu whose first button is obviously right only costs the customer a tap.
+CLEAR_LEAD_SCORE = 45.0
+CLEAR_LEAD_MARGIN = 8.0
 # Alternatives (best first, at most three): keys scoring at least ALTERNATIVE_RATIO of the
 # best; in the middle band always at least the top two. An unknown message gets none unless
 # its best score reached ALTERNATIVES_FLOOR (something came close).
@@ -92,6 +101,9 @@ class Topic:
     examples: tuple[str, ...]
     keywords: tuple[Keyword, ...]
     mood: Mood | None = None
+    # An intent's knowledge-base topic: its answer replaces the action when the intent is
+    # asked as a question or its action is not available ("how do returns work?").
+    answer: str | None = None
     # For each keyword, the indexes of the longer keywords containing it ("dat" ⊂ "dat hang"):
     # when one of those matches, the shorter one does not count again.
     shadowed_by: tuple[tuple[int, ...], ...] = ()
@@ -122,6 +134,8 @@ _TEENCODE: dict[str, str] = {
     "ad": "admin",
     "add": "admin",
     "bn": "bao nhieu",
+    "bh": "bao hanh",
+    "mun": "muon",
     "ns": "noi",
     "t": "toi",
     "tui": "toi",
@@ -251,7 +265,7 @@ def _parse_topic(key: str, raw: Mapping[str, object]) -> Topic:
     if unknown:
         raise ValueError(f"{key}: unknown actions {unknown}")
     examples = tuple(normalize(str(e)) for e in _as_list(raw.get("examples", []), key, "examples"))
-    if not examples or not all(examples):
+    if not all(examples) or (kind == "intent" and not examples):
         raise ValueError(f"{key}: needs non-empty examples")
     raw_keywords = raw.get("keywords", {})
     if not isinstance(raw_keywords, Mapping):
@@ -264,7 +278,10 @@ def _parse_topic(key: str, raw: Mapping[str, object]) -> Topic:
     mood = raw.get("mood")
     if mood not in (None, "question", "request"):
         raise ValueError(f"{key}: mood must be 'question' or 'request', not {mood!r}")
-    return Topic(key, kind, actions, examples, tuple(keywords), mood, _shadowing(keywords))
+    answer = raw.get("answer")
+    if answer is not None and (kind != "intent" or not isinstance(answer, str)):
+        raise ValueError(f"{key}: only an intent names an answer topic, as a string")
+    return Topic(key, kind, actions, examples, tuple(keywords), mood, answer, _shadowing(keywords))
 
 
 def _parse_phrase(phrase: str) -> tuple[str, ...]:
@@ -347,6 +364,9 @@ def _index() -> _Index:
     with TOPICS_FILE.open("rb") as fh:
         data = tomllib.load(fh)
     topics = {key: _parse_topic(key, raw) for key, raw in data.items()}
+    for t in topics.values():
+        if t.answer is not None and getattr(topics.get(t.answer), "kind", None) != "topic":
+            raise ValueError(f"{t.key}: answer {t.answer!r} is not a topic")
     # Inverse "document" frequency with one document per key: words used by many keys
     # ("thong tin", "cua", "toi") weigh little, words owned by one key ("ship") weigh a lot.
     vocab_by_key: dict[str, set[str]] = {}
@@ -451,7 +471,8 @@ _QUESTION_MARKERS = tuple(
     )
 )  # fmt: skip
 _REQUEST_MARKERS = tuple(
-    _parse_phrase(m) for m in ("di", "giup", "ngay", "hay", "muon", "please", "pls", "now")
+    _parse_phrase(m)
+    for m in ("di", "giup", "ngay", "hay", "muon", "please", "pls", "now", "want", "id like")
 )
 # Added to a key whose mood matches the message's, subtracted when it is the opposite one.
 MOOD_WEIGHT = 14.0
@@ -467,6 +488,77 @@ def _mood(padded: str) -> Mood | None:
     if any(_has(padded, m) for m in _REQUEST_MARKERS):
         return "request"
     return None
+
+
+# `is_question()`: asking for information, as opposed to asking for an action. Checked in
+# order: a "?" or a word that only asks (when, how long, why, where, how) makes a question;
+# else a request word ("đi", "giúp", "please", "show me") makes a request; else a softer
+# question form ("có … không", "được không", "can I", "what", a final "gì"/"nào"/"chưa")
+# makes a question. So "xóa giúp mình được không" asks for the deletion while "khi nào dữ
+# liệu bị xóa" asks about it.
+_ASKING = tuple(
+    _parse_phrase(m)
+    for m in (
+        "lam sao", "the nao", "ra sao", "cach nao", "cach", "khi nao", "bao gio", "bao lau",
+        "tai sao", "vi sao", "o dau", "muon biet", "cho + hoi", "lam gi", "phai lam",
+        "how", "when", "why", "where", "whats",
+    )
+)  # fmt: skip
+_REQUESTING = tuple(
+    _parse_phrase(m)
+    for m in (
+        "di", "giup", "gium", "dum", "ngay", "hay", "muon", "cho + xem", "please", "pls",
+        "plz", "now", "want", "show", "id like",
+    )
+)  # fmt: skip
+_SOFT_ASKING = tuple(
+    _parse_phrase(m)
+    for m in (
+        "co + khong", "duoc khong", "gi", "what", "which", "who", "can i", "could", "possible",
+        "is it", "do you", "does", "will you", "is my", "are my", "did",
+    )
+)  # fmt: skip
+# Questions open with these ("what is…", "ai được xem…"): asking, whatever follows.
+_ASKING_OPENERS = frozenset(("what", "whats", "which", "who", "ai", "sao"))
+# Vietnamese question words that ask only at the end of a message ("shop lưu gì", "xong
+# chưa ạ"); elsewhere they are often part of a name or an address ("chùa Bộc", "Thị Ái"),
+# so a final word typed with other marks ("Ái") does not count.
+_FINAL_ASKING = {
+    "khong": "không", "chua": "chưa", "gi": "gì", "nao": "nào", "ai": "ai", "sao": "sao",
+    "nhi": "nhỉ", "ha": "hả",
+}  # fmt: skip
+_TRAILING = frozenset(
+    ("a", "ah", "vay", "the", "nhe", "nha", "shop", "ad", "admin", "oi", "ban", "em", "anh",
+     "chi", "ta", "day", "roi")
+)  # fmt: skip
+
+
+def _asks_at_the_end(text: str) -> bool:
+    typed = _NON_WORD.sub(" ", unicodedata.normalize("NFC", text.lower())).split()
+    while typed and fold(typed[-1]) in _TRAILING and len(typed) > 1:
+        typed.pop()
+    if not typed:
+        return False
+    last = typed[-1]
+    word = _TEENCODE.get(fold(last), fold(last))
+    expected = _FINAL_ASKING.get(word)
+    return expected is not None and (fold(last) == last or last == expected)
+
+
+def is_question(text: str) -> bool:
+    """True when a message asks something rather than asks for something ("when is my
+    data deleted?", "how do I delete my data", "shop xóa dữ liệu khi nào") — so that a
+    question about an action gets the answer with the action offered as a button, and
+    never starts the action itself ("xóa dữ liệu của tôi đi", "delete my data")."""
+    if "?" in text:
+        return True
+    norm = normalize(text)
+    padded = f" {norm} "
+    if norm.split(" ", 1)[0] in _ASKING_OPENERS or any(_has(padded, m) for m in _ASKING):
+        return True
+    if any(_has(padded, m) for m in _REQUESTING):
+        return False
+    return any(_has(padded, m) for m in _SOFT_ASKING) or _asks_at_the_end(text)
 
 
 def _keyword_bonus(padded: str, topic: Topic, mood: Mood | None) -> float:
@@ -506,8 +598,11 @@ def scores(text: str) -> dict[str, float]:
             best[ex.key] = sim
     padded = f" {norm} "
     mood = _mood(padded)
+    question = is_question(text)
     for key, t in index.topics.items():
         best[key] += _keyword_bonus(padded, t, mood)
+        if question and t.kind == "intent" and t.mood == "request":
+            best[key] = 0.0  # a question never starts a request-only action ("delete")
     return best
 
 
@@ -523,6 +618,8 @@ def understand(text: str) -> Understanding:
     if best - second < AMBIGUITY_MARGIN:
         # Near tie: keep it out of the answer band so the caller offers the alternatives.
         confidence = min(confidence, AMBIGUOUS_CONFIDENCE)
+    elif best >= CLEAR_LEAD_SCORE and best - second >= CLEAR_LEAD_MARGIN:
+        confidence = max(confidence, ANSWER_THRESHOLD)
     middle = SUGGEST_THRESHOLD <= confidence < ANSWER_THRESHOLD
     alternatives = tuple(
         key
