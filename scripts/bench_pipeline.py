@@ -18,17 +18,19 @@ What is measured:
   that answers every Bot API call at once. It uses the project's validators and texts, so
   the difference is the pipeline. Run in the same process type and time window, interleaved.
 - **closed loop**: N customers at once; each sends its next message only after all replies
-  to the previous one arrived (then a new customer takes the slot after confirming).
-  Throughput = messages whose first reply arrived within the window / window.
+  to the previous one arrived (then a new customer takes the slot after confirming); nobody
+  sends after the window. Throughput = messages answered / time until the last was answered.
 - **open loop**: messages offered at a fixed rate whatever the replies (customers take turns;
   each sends one message every `--think` seconds); latency from the message's *scheduled*
-  time to its own first reply (no coordinated omission). Keeps up = nothing lost and no
-  backlog one second after the window.
+  time to its own first reply (no coordinated omission); msg/s = answered inside the window.
+  Keeps up = nothing lost and no backlog one second after the window.
 - A message's replies are matched to it by position: a conversation's replies are delivered
   in order, and the catalog says how many replies each step produces and what they say.
 - Statements, BEGINs and COMMITs are counted with SQLAlchemy engine events and attributed to
   the task that ran them: storing the inbound (`receive`), processing it (`conv:*` tasks) or
-  delivering (`delivery` task). Peak RSS is the run's own (each run is a subprocess).
+  delivering (`delivery` task); so are the pool's reset ROLLBACKs, aiosqlite's hand-offs to
+  its connection thread and event-loop iterations. Peak RSS is the run's own (VmHWM; each
+  run is a subprocess).
 """
 
 from __future__ import annotations
@@ -175,6 +177,7 @@ class SqlCounter:
             collections.Counter
         )
         self.tx: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        self.loop_turns = 0
         self.on = False
 
     @staticmethod
@@ -200,6 +203,37 @@ class SqlCounter:
         for name in ("begin", "commit", "rollback"):
             event.listen(sync_engine, name, self._tx_listener(name))
 
+        @event.listens_for(sync_engine.pool, "reset")
+        def _reset(*args: Any) -> None:  # the pool's ROLLBACK when a connection is returned
+            if self.on:
+                self.tx[self.phase()]["pool reset"] += 1
+
+        self._count_thread_hops()
+
+    def _count_thread_hops(self) -> None:
+        """Every aiosqlite call is a hand-off to the connection's thread and back."""
+        with contextlib.suppress(ImportError):
+            import aiosqlite.core
+
+            execute = aiosqlite.core.Connection._execute
+
+            async def counted(connection: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+                if self.on:
+                    self.tx[self.phase()]["thread hop"] += 1
+                return await execute(connection, fn, *args, **kwargs)
+
+            aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign,assignment]
+
+    def count_loop_turns(self, loop: asyncio.AbstractEventLoop) -> None:
+        run_once = loop._run_once  # type: ignore[attr-defined]
+
+        def counted() -> None:
+            if self.on:
+                self.loop_turns += 1
+            run_once()
+
+        loop._run_once = counted  # type: ignore[attr-defined]
+
     def _tx_listener(self, name: str) -> Callable[[Any], None]:
         def listener(conn: Any) -> None:
             if self.on:
@@ -211,6 +245,7 @@ class SqlCounter:
         return {
             "statements": {p: dict(c) for p, c in self.statements.items()},
             "tx": {p: dict(c) for p, c in self.tx.items()},
+            "loop_turns": self.loop_turns,
         }
 
 
@@ -663,8 +698,9 @@ class Load:
             position[slot] += 1
 
 
-async def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    """One measured run (in its own process): returns its numbers."""
+async def run_one(spec: dict[str, Any], profiler: Any = None) -> dict[str, Any]:
+    """One measured run (in its own process): returns its numbers. A `cProfile.Profile`
+    given as `profiler` runs during the measured window and drain only."""
     loop = asyncio.get_running_loop()
     task_errors: collections.Counter[str] = collections.Counter()
 
@@ -684,6 +720,7 @@ async def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     logging.getLogger().addHandler(CountLogs(logging.WARNING))
     tracker = Tracker("staff" if spec["system"] == "ours" else str(PtbSystem.STAFF_CHAT))
     counter = SqlCounter()
+    counter.count_loop_turns(loop)
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     system: Any
     if spec["system"] == "ours":
@@ -707,6 +744,8 @@ async def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
     seconds = spec["seconds"]
     counter.on = True
+    if profiler is not None:
+        profiler.enable()
     cpu0 = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
@@ -731,6 +770,8 @@ async def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["system"] == "ours" and not tracker.pending():
         await asyncio.sleep(0.2)  # the staff alerts of the last confirmations
     counter.on = False
+    if profiler is not None:
+        profiler.disable()
     cpu = time.process_time() - cpu0  # all threads, window and drain
     unanswered = tracker.pending()
     answered = len(tracker.first_times)
@@ -739,13 +780,20 @@ async def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         n for sql, n in counter.statements["process"].items() if sql.startswith("UPDATE inbox SET")
     )
     processed = marks if spec["system"] == "ours" else answered
+    if spec["mode"] == "closed":
+        # No message is sent after the deadline, and each customer has at most one waiting:
+        # throughput = answered / time until the last of them was answered (or given up).
+        end = drained_at if unanswered or not tracker.first_times else max(tracker.first_times)
+        throughput = answered / (end - start)
+    else:
+        throughput = in_window / seconds  # answered inside the window at the offered rate
     orders = await system.orders() - orders_before
     await system.stop()
     shutil.rmtree(folder, ignore_errors=True)
     return {
         **spec,
         "warm": warm,
-        "throughput": in_window / seconds,
+        "throughput": throughput,
         "offered": load.offered,
         "offered_rate": load.offered / seconds,
         "answered_in_window": in_window,
@@ -856,6 +904,7 @@ def seed(path: Path, customers: int) -> float:
     }
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-500000")  # 500 MB: index pages stay in memory
     with db:
         for table, make in rows.items():
             width = len(make(1)[0])
@@ -1023,10 +1072,23 @@ def statement_table(result: dict[str, Any]) -> None:
         print(
             f"-- {phase}: {total / per:.2f} statements per {unit}; BEGIN "
             f"{txc.get('begin', 0) / per:.2f}, COMMIT {txc.get('commit', 0) / per:.2f}, "
-            f"ROLLBACK {txc.get('rollback', 0) / per:.2f}"
+            f"ROLLBACK {txc.get('rollback', 0) / per:.2f} (+ pool reset "
+            f"{txc.get('pool reset', 0) / per:.2f}), thread hand-offs "
+            f"{txc.get('thread hop', 0) / per:.1f}"
         )
         for text, n in statements.most_common():
             print(f"   {n / per:6.2f}  {text}")
+    every = collections.Counter[str]()
+    for phase_tx in tx.values():
+        every.update(phase_tx)
+    total = sum(sum(c.values()) for c in sql.values())
+    print(
+        f"-- all phases, per inbound message (its deliveries included): {total / inbound:.1f} "
+        f"statements, {every['commit'] / inbound:.2f} COMMIT, {every['rollback'] / inbound:.2f} "
+        f"ROLLBACK, {every['pool reset'] / inbound:.2f} pool-reset ROLLBACK, "
+        f"{every['thread hop'] / inbound:.1f} aiosqlite thread hand-offs, "
+        f"{result['sql']['loop_turns'] / inbound:.0f} event-loop iterations"
+    )
 
 
 def main() -> None:
@@ -1158,42 +1220,50 @@ def main() -> None:
 
 
 def profile(spec: dict[str, Any]) -> None:
-    """cProfile of one run (main thread only: aiosqlite's SQLite thread is not seen)."""
+    """cProfile (CPU time) of one run's window: the main thread only, where the event loop
+    runs; aiosqlite's SQLite thread is not seen (py-spy sees every thread)."""
     import cProfile
     import pstats
 
-    profiler = cProfile.Profile()
-    result = profiler.runcall(asyncio.run, run_one(spec))
+    profiler = cProfile.Profile(time.thread_time)  # CPU time: a busy machine's waits don't count
+    result = asyncio.run(run_one(spec, profiler))
     print(line(result))
     stats = pstats.Stats(profiler)
     areas: collections.Counter[str] = collections.Counter()
     for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         areas[area(filename, function)] += tottime
+    idle = areas.pop("waiting in epoll (idle)", 0.0)
     total = sum(areas.values())
-    print(f"\nmain-thread CPU by area ({total:.1f} s profiled):")
+    print(f"\nmain thread CPU: {total:.1f} s (+{idle:.1f} s in epoll); by area:")
     for name, seconds in areas.most_common():
         print(f"  {100 * seconds / total:5.1f}%  {name}")
     print()
-    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
 
 
 def area(filename: str, function: str) -> str:
+    """Which layer a profiled function belongs to."""
+    if "select.epoll" in function:
+        return "waiting in epoll (idle)"
     if "sqlalchemy/orm" in filename:
         return "SQLAlchemy ORM"
-    if "sqlalchemy/util/_concurrency" in filename or "greenlet" in function:
+    if "sqlalchemy/util/_concurrency" in filename or "sqlalchemy/util/concurrency" in filename:
+        return "SQLAlchemy async bridge (greenlet)"
+    if "greenlet" in function or "greenlet" in filename:
         return "SQLAlchemy async bridge (greenlet)"
     if "sqlalchemy/dialects" in filename or "sqlalchemy/connectors" in filename:
-        return "SQLAlchemy aiosqlite dialect"
+        return "SQLAlchemy aiosqlite adapter"
     if "sqlalchemy" in filename:
         return "SQLAlchemy Core/engine/pool"
     if "aiosqlite" in filename:
         return "aiosqlite"
+    if "SimpleQueue" in function or "threading" in filename or "queue.py" in filename:
+        return "thread hand-offs (queues, locks)"
     if "sqlite3" in function:
         return "sqlite3 (main thread)"
-    if "asyncio" in filename or "selectors" in filename or "select.epoll" in function:
+    if "asyncio" in filename or "selectors" in filename or "socket" in function:
         return "asyncio event loop"
-    if "threading" in filename or "queue.py" in filename or "lock" in function:
-        return "threads, queues, locks"
     for part in ("handlers/", "storage/", "bot/"):
         if f"/{part}" in filename:
             return f"project {part}"
