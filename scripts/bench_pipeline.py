@@ -652,10 +652,16 @@ class Load:
             fields["text"] = customer_name(chat)
         return fields
 
-    async def offer(self, chat: int, step: int, at: float) -> Sent:
-        """Send one message; a message the system refuses to store is lost."""
+    async def offer(
+        self, chat: int, step: int, at: float, after: asyncio.Task[Sent] | None = None
+    ) -> Sent:
+        """Send one message (once `after`, the customer's previous one, has been handed
+        over: platforms deliver a chat's messages in order); one the system refuses to store
+        is lost."""
         sent = self.tracker.expect(str(chat), DIALOGUE[step][1], at)
         self.offered += 1
+        if after is not None:
+            await after
         try:
             await self.system.send(chat, step, self.fields(step, chat))
         except Exception:
@@ -684,6 +690,7 @@ class Load:
         slots = max(1, round(rate * think))
         position = [len(DIALOGUE)] * slots  # step of each slot's current customer
         chats = [0] * slots
+        previous: dict[int, asyncio.Task[Sent]] = {}  # each chat's latest message
         start = time.perf_counter()
         total = int(rate * seconds)
         for i in range(total):
@@ -694,7 +701,10 @@ class Load:
             slot = i % slots
             if position[slot] >= len(DIALOGUE) or str(chats[slot]) in self.tracker.broken:
                 chats[slot], position[slot] = next(self.customers), 0
-            asyncio.create_task(self.offer(chats[slot], position[slot], due), name="client-open")
+            chat = chats[slot]
+            previous[chat] = asyncio.create_task(
+                self.offer(chat, position[slot], due, previous.get(chat)), name="client-open"
+            )
             position[slot] += 1
 
 
