@@ -154,12 +154,16 @@ class Tracker:
                 self.unexpected += 1
             return
         sent = queue[0]
-        if self.markers[sent.expected[sent.got]] not in text:
-            self.wrong += 1
         if sent.first is None:
             sent.first = now
             self.first_times.append(now)
             self.latencies.append(now - sent.at)
+        if self.markers[sent.expected[sent.got]] not in text:
+            # E.g. the internal-error apology: this message is answered, but the dialogue
+            # can no longer be checked (the customer's slot moves on to a new customer).
+            self.wrong += 1
+            self.abandon(chat)
+            return
         sent.got += 1
         if sent.got == len(sent.expected):
             queue.popleft()
@@ -792,8 +796,8 @@ async def run_one(spec: dict[str, Any], profiler: Any = None) -> dict[str, Any]:
     processed = marks if spec["system"] == "ours" else answered
     if spec["mode"] == "closed":
         # No message is sent after the deadline, and each customer has at most one waiting:
-        # throughput = answered / time until the last of them was answered (or given up).
-        end = drained_at if unanswered or not tracker.first_times else max(tracker.first_times)
+        # throughput = answered / time until the last of them was answered.
+        end = max(tracker.first_times) if tracker.first_times else drained_at
         throughput = answered / (end - start)
     else:
         throughput = in_window / seconds  # answered inside the window at the offered rate
