@@ -167,6 +167,13 @@ def quote_styles(text: str) -> set[str]:
     return styles
 
 
+def position(state: ConversationState) -> str:
+    """The step being asked, or "review" / "saved" (the offer of saved details). Stored either
+    as the step itself ("_review") or as a phase beside it in the draft."""
+    phase = state.data.get("phase") if isinstance(state.data, dict) else None
+    return str(phase) if phase in ("review", "saved") else state.step.strip("_")
+
+
 def strings_in(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -299,7 +306,7 @@ class Run:
 
         if "at" in spec:
             state = await self.state()
-            where = "none" if state is None else f"{state.flow}:{state.step.strip('_')}"
+            where = "none" if state is None else f"{state.flow}:{position(state)}"
             want = spec["at"]
             ok = where == want or (":" not in want and where.split(":")[0] == want)
             if not ok:
