@@ -11,5 +11,8 @@ unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX="$PWD/.venv/pycache"
 .venv/bin/ruff check .
 .venv/bin/mypy
+# One worker more than cores: tests spend part of their time waiting on sockets, database
+# threads and child processes, and the extra worker keeps every core busy meanwhile.
 # loadgroup: tests marked xdist_group(name) share one worker (and its session fixtures).
-.venv/bin/python -m pytest -n "${TEST_WORKERS:-auto}" --dist loadgroup "$@"
+workers=${TEST_WORKERS:-$(($(nproc) + 1))}
+.venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@"
