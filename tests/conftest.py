@@ -10,13 +10,16 @@
                  staff admin "900").
 - `harness`    – a `Harness` wiring all of the above into a real `Runtime`; stopped at the end.
 
-Every test gets its own database file, so tests never see each other's data.
+Every test gets its own database file, so tests never see each other's data, and the suite
+runs in parallel (`pytest -n 2`, pytest-xdist). A test that starts a process is marked
+`@pytest.mark.subprocess` (enforced below); `pytest -m "not subprocess"` is the fast loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -56,8 +59,7 @@ def db_url(tmp_path: Path, migrated_template: Path) -> str:
 
 @pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(db_url)
-    await migrate_to_head(engine)  # a no-op on the copied template, kept for safety
+    engine = create_engine(db_url)  # the copied template is at head: no migration to run
     try:
         yield engine
     finally:
@@ -98,5 +100,21 @@ async def harness(
         await h.close()
 
 
-def pytest_configure(config: Any) -> None:
-    config.addinivalue_line("markers", "slow_cli: runs `python -m bot` as a subprocess")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """A test that starts a process must be marked `@pytest.mark.subprocess`, so that
+    `pytest -m "not subprocess"` really is the fast loop: unmarked, starting one fails."""
+    if item.get_closest_marker("subprocess") is not None:
+        return (yield)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{item.nodeid} starts a process: mark it @pytest.mark.subprocess")
+
+    # Popen's own start step (behind subprocess.run, Popen and asyncio's subprocesses alike);
+    # failing there lets Popen close the pipes it opened.
+    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    try:
+        return (yield)
+    finally:
+        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]

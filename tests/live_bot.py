@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -27,10 +29,28 @@ from storage.models import InboxEvent, OutboxMessage
 WAIT = 10.0  # upper bound of every wait: a hang fails the test instead of blocking the suite
 
 
+# The bot's webhook server binds the port its settings name, so a test must pick a number
+# (the fakes bind port 0 instead). The numbers come from below the kernel's ephemeral range
+# (32768+), where neither port-0 binds nor outgoing connections land, and each pytest-xdist
+# worker has its own block: a port found free stays free until the bot binds it.
+_PORT_BLOCK = 1000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_ports = itertools.cycle(range(_PORT_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that is free now and that no other test process will take."""
+    first = 20_000 + (_WORKER % 12) * _PORT_BLOCK
+    for _ in range(_PORT_BLOCK):
+        port = first + next(_ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {first}..{first + _PORT_BLOCK - 1}")
 
 
 async def wait_until(

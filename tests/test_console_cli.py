@@ -27,6 +27,8 @@ import pytest
 from bot.config import Settings
 from tests.helpers import PROJECT_DIR, first_line, tr
 
+pytestmark = pytest.mark.subprocess
+
 CODE = re.compile(r"\bVAV-[23456789A-HJKMNP-Z]{5}\b")
 RUN_TIMEOUT = 120  # a safety net against a hanging process, not a performance assertion
 

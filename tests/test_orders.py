@@ -341,7 +341,7 @@ async def test_photos_can_be_finished_early_with_done(harness: Harness) -> None:
 # ---- the whole order through the console channel (python -m bot chat) ------------------------
 
 
-@pytest.mark.slow_cli
+@pytest.mark.subprocess
 def test_a_full_order_on_the_console_channel(tmp_path: Path) -> None:
     out = run_cli(
         tmp_path,

@@ -27,6 +27,9 @@ from handlers.messages import Outbound
 from storage.db import create_engine, migrate_to_head, session_factory
 from tests.helpers import START_TIME, FakeClock, Harness, to_chat, tr
 
+# One worker runs them all when the suite runs in parallel: `states_template` is built once.
+pytestmark = pytest.mark.xdist_group("properties")
+
 STATES = (
     "new",  # never wrote to the bot
     "consent_pending",  # asked for an order before agreeing to the policy

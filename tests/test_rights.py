@@ -867,7 +867,7 @@ async def _identities(db_file: Path) -> list[str]:
         await engine.dispose()
 
 
-@pytest.mark.slow_cli
+@pytest.mark.subprocess
 async def test_purge_command_prints_how_many_were_erased(tmp_path: Path) -> None:
     db_file = tmp_path / "data" / "vietartview.db"
     await _seed_for_purge(db_file)
@@ -886,7 +886,7 @@ async def test_purge_command_prints_how_many_were_erased(tmp_path: Path) -> None
 # ---- the console channel: /mydata → export → /delete ----------------------------------------
 
 
-@pytest.mark.slow_cli
+@pytest.mark.subprocess
 def test_mydata_export_delete_on_the_console(tmp_path: Path) -> None:
     """Exports are written 0600 under unguessable names in a per-chat 0700 folder, and
     `/delete` removes them — the customer's and the staff's bulk export alike."""
