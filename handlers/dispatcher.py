@@ -16,6 +16,7 @@ from handlers.context import Context, ShopConfig
 from handlers.messages import Inbound
 from handlers.payloads import prefix_of
 from handlers.router import Composition, Route
+from handlers.text import detect_language
 from storage.models import ChannelIdentity, Customer
 from storage.repositories import UnitOfWork
 
@@ -32,6 +33,7 @@ async def dispatch(
         return ctx
 
     ctx.customer = await _customer_for(ctx)
+    _language_from_text(ctx)
     for allowed in app.inbound_filters:  # e.g. flood control: one notice, then silence
         if not await allowed(ctx):
             return ctx
@@ -115,6 +117,18 @@ async def _customer_for(ctx: Context) -> Customer:
     assert customer is not None
     customer.last_seen_at = ctx.now
     return customer
+
+
+def _language_from_text(ctx: Context) -> None:
+    """Without a platform hint (Zalo) or a chosen language, the customer's own words decide:
+    an English message switches the conversation to English, a Vietnamese one back. /lang
+    overrides it."""
+    assert ctx.customer is not None
+    if ctx.inbound.language_hint or ctx.customer.language_chosen:
+        return
+    detected = detect_language(ctx.inbound.text) if ctx.inbound.text else None
+    if detected is not None:
+        ctx.customer.language = detected
 
 
 def _touch(identity: ChannelIdentity, inbound: Inbound) -> None:

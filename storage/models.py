@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -52,6 +53,8 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     language: Mapped[str | None] = mapped_column(String(8))
+    # Chosen with /lang: kept. Otherwise the language follows what the customer writes.
+    language_chosen: Mapped[bool] = mapped_column(default=False, server_default=false())
     full_name: Mapped[str | None] = mapped_column(String(100))  # PII
     phone: Mapped[str | None] = mapped_column(String(32))  # PII, E.164
     address: Mapped[str | None] = mapped_column(String(300))  # PII

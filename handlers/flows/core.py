@@ -76,6 +76,7 @@ async def language_button(ctx: Context, button: LanguageButton) -> None:
 async def _set_language(ctx: Context, lang: str) -> None:
     assert ctx.customer is not None
     ctx.customer.language = lang
+    ctx.customer.language_chosen = True
     await ctx.reply(ctx.tr("lang.changed"))
 
 
