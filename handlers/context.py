@@ -9,7 +9,7 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from handlers.errors import InvalidInput
 from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
@@ -153,6 +153,24 @@ class Context:
 
     def error_text(self, error: InvalidInput) -> str:
         return self.tr(error.key, **error.params)
+
+    async def replace_state(self, flow: str, step: str, data: dict[str, Any]) -> ConversationState:
+        """This conversation's new state (a flow of the engine, or a wish parked until
+        consent), replacing the previous one; it expires after the draft TTL."""
+        if self.state is not None:
+            await self.uow.states.remove(self.state, flush=True)
+        self.state = ConversationState(
+            channel=self.inbound.channel,
+            chat_id=self.inbound.chat_id,
+            customer_id=self.customer.id if self.customer else None,
+            flow=flow,
+            step=step,
+            data=data,
+            expires_at=self.now + self.config.draft_ttl,
+            updated_at=self.now,
+        )
+        await self.uow.states.save(self.state)
+        return self.state
 
     async def show_menu(self, intro: str) -> None:
         """`intro` followed by the main menu (every feature's menu items, in order)."""

@@ -178,19 +178,7 @@ async def begin(
 ) -> None:
     """Start `flow`, replacing any previous state; `values` are answered already, `suggested`
     answers are offered for confirmation when their step comes."""
-    if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state, flush=True)
-    ctx.state = ConversationState(
-        channel=ctx.inbound.channel,
-        chat_id=ctx.inbound.chat_id,
-        customer_id=ctx.customer.id if ctx.customer else None,
-        flow=flow.name,
-        step=flow.steps[0].name,
-        data={},
-        expires_at=ctx.now + ctx.config.draft_ttl,
-        updated_at=ctx.now,
-    )
-    await ctx.uow.states.save(ctx.state)
+    await ctx.replace_state(flow.name, flow.steps[0].name, {})
     values = dict(values or {})
     saved = _saved_profile(ctx, flow, values)
     if saved:

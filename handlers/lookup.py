@@ -17,6 +17,8 @@ from handlers.context import Context
 from handlers.errors import InvalidInput
 from handlers.orders import codes
 from handlers.orders.validators import parse_phone
+from handlers.support.complaints import leading_ticket_code
+from handlers.support.talk import THREAD_PREFIX, leading_code
 from storage.repositories import CustomerLookup
 
 _PHONE_CHARS = re.compile(r"^[\d+ .\-()]+$")
@@ -32,12 +34,6 @@ class Target:
 async def staff_target(ctx: Context, args: str) -> Target | None:
     """The customer named by the leading code or phone number of `args`; None when `args`
     starts with neither (the command then shows its usage line)."""
-    # Imported here: the dispatcher imports abuse, which imports this module; importing
-    # these features at module level would register their routes earlier and so change the
-    # order of /help and of the text handlers.
-    from handlers.support.complaints import leading_ticket_code
-    from handlers.support.talk import THREAD_PREFIX, leading_code
-
     args = args.strip()
     for code, rest in (
         leading_code(args, codes.ORDER_PREFIX),

@@ -192,7 +192,7 @@ async def test_a_staff_message_refused_for_good_is_skipped_and_the_queue_moves_o
 ) -> None:
     code = await harness.place_order("1")
     adapter.fail_next(1, PermanentSendError("telegram unsendable (UnicodeEncodeError)"), STAFF)
-    await harness.say("1", "Em muốn đổi khung tranh sang màu trắng ạ")
+    await harness.say("1", "Em gửi thêm ghi chú: khung màu trắng nhé")
     replies = await harness.say("1", "Khung màu đen cũng được ạ")
 
     staff = texts(m for m in replies if m.chat_id == STAFF)

@@ -17,6 +17,9 @@ LEAK = "co nguoi goi dien biet ten va dia chi cua toi, co phai shop lam lo khong
 HOTLINE = "0815336668"
 
 
+LANGS = ("vi", "en")  # the reply follows the language of the question
+
+
 def payloads(messages: list[Outbound]) -> list[str]:
     return [b.payload for m in messages for b in flat_buttons(m)]
 
@@ -52,7 +55,7 @@ async def test_leak_report_while_an_order_is_open_files_an_urgent_ticket(
 async def test_english_leak_report_without_an_order(harness: Harness) -> None:
     await harness.consent("1")
     replies = await harness.say("1", "someone called me and knew my address")
-    assert tr("complaint.noted_leak") in joined(replies)
+    assert tr("complaint.noted_leak", "en") in joined(replies)  # answered in English
     state = await harness.state("1")
     assert state is not None and state.flow == "complaint" and state.step == "photos"
 
@@ -118,7 +121,9 @@ async def test_deletion_questions_get_answers_and_requests_the_confirmation(
     for question in ("shop xoa du lieu cua toi khi nao?", "how do I delete my data?"):
         replies = await harness.say("1", question)
         assert "rights:delete:confirm" not in payloads(replies), question
-        assert texts(replies)[0] in {tr("kb.retention.answer"), tr("kb.delete.answer")}
+        assert texts(replies)[0] in {
+            tr(f"kb.{topic}.answer", lang) for topic in ("retention", "delete") for lang in LANGS
+        }
     request = await harness.say("1", "xoa du lieu cua toi di")
     assert "rights:delete:confirm" in payloads(request)
     assert await harness.customer("1") is not None  # only asked, nothing erased

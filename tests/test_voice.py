@@ -133,10 +133,14 @@ async def test_returns_without_an_order_answer_from_the_policy_with_hotline_and_
 ) -> None:
     await harness.consent("1")
     replies = await harness.say("1", ask)
-    answer = next(m for m in replies if m.text == tr("returns.no_orders"))
-    assert HOTLINE in answer.text and "bảo hành" in answer.text
+    # /return answers with its own screen; a typed question with the policy topic's answer.
+    answer = next(
+        m for m in replies if m.text in {tr("returns.no_orders"), tr("kb.returns.answer")}
+    )
+    assert HOTLINE in answer.text
     assert "chưa thể tạo yêu cầu" not in answer.text
-    assert "talk" in kinds(answer)
+    if ask.startswith("/"):
+        assert "talk" in kinds(answer)
 
 
 async def test_empty_orders_and_complaints_offer_a_next_step_and_the_hotline(

@@ -110,19 +110,7 @@ async def ask_consent(ctx: Context, then: str = "", context: dict[str, Any] | No
     goes on once they agree. The notice itself is shown once: asked again while it is
     pending, only the question and its buttons come back."""
     already_asked = ParkedWish.of(ctx.state) is not None
-    if ctx.state is not None:
-        await ctx.uow.states.remove(ctx.state, flush=True)
-    ctx.state = ConversationState(
-        channel=ctx.inbound.channel,
-        chat_id=ctx.inbound.chat_id,
-        customer_id=ctx.customer.id if ctx.customer else None,
-        flow=PENDING,
-        step="consent",
-        data=asdict(ParkedWish(then, context or {})),
-        expires_at=ctx.now + ctx.config.draft_ttl,
-        updated_at=ctx.now,
-    )
-    await ctx.uow.states.save(ctx.state)
+    await ctx.replace_state(PENDING, "consent", asdict(ParkedWish(then, context or {})))
     buttons = (
         (ctx.button("consent.btn.agree", ConsentButton("yes")),),
         (ctx.button("consent.btn.read_policy", ConsentButton("policy")),),
