@@ -25,7 +25,7 @@ from tests.telegram_helpers import (
     webhook_settings,
 )
 
-pytestmark = pytest.mark.slow_cli
+pytestmark = pytest.mark.subprocess
 
 
 def _bot(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
