@@ -122,11 +122,13 @@ async def _customer_for(ctx: Context) -> Customer:
 def _language_from_text(ctx: Context) -> None:
     """Without a platform hint (Zalo) or a chosen language, the customer's own words decide:
     an English message switches the conversation to English, a Vietnamese one back. /lang
-    overrides it."""
+    overrides it. Commands ("/return vav-am24z") are the bot's own English words, not the
+    customer's language."""
     assert ctx.customer is not None
     if ctx.inbound.language_hint or ctx.customer.language_chosen:
         return
-    detected = detect_language(ctx.inbound.text) if ctx.inbound.text else None
+    text = ctx.inbound.text
+    detected = detect_language(text) if text and not text.startswith("/") else None
     if detected is not None:
         ctx.customer.language = detected
 

@@ -453,6 +453,15 @@ async def test_return_by_code_and_typed_kind(harness: Harness) -> None:
     assert ticket.kind == "return" and ticket.code.startswith("DT-")
 
 
+@pytest.mark.parametrize("command", ["/return vav-am24z", "/help me", "/delete my data"])
+async def test_a_command_does_not_switch_the_reply_language(harness: Harness, command: str) -> None:
+    """Commands are the bot's English words; a Vietnamese customer keeps Vietnamese replies."""
+    await harness.say("1", "chao shop")
+    await harness.say("1", command)
+    (reply,) = await harness.say("1", "/menu")
+    assert reply.text == tr("core.menu_intro")
+
+
 def test_kind_and_category_parsers() -> None:
     assert returns.parse_kind(StepInput("Bảo hành")) == "warranty"
     assert returns.parse_kind(StepInput("muon doi tra")) == "return"
