@@ -17,7 +17,9 @@ def fold(text: str) -> str:
 
 # ---- language of a message -----------------------------------------------------------------
 
-_WORDS = re.compile(r"[^\W\d_]+")
+# Letters-only tokens: "VAV-AM24Z" or "0912abc" are codes, not words ("am", "is" inside a code
+# would otherwise count as English).
+_WORDS = re.compile(r"(?<![\w])[^\W\d_]+(?![\w])")
 
 
 # Vietnamese words as typed without diacritics (and chat spellings) that are not English

@@ -34,6 +34,7 @@ ENGLISH = [
     "how much is the shipping fee",
 ]
 VIETNAMESE = [
+    "cho toi xem don VAV-IS24Z",
     "Shop lưu thông tin của tôi bao lâu?",
     "Tôi muốn đặt tranh sơn mài",
     "hủy",
@@ -62,6 +63,8 @@ VIETNAMESE = [
     "ship co biet dia chi nha minh ko",
 ]
 UNSURE = [
+    "VAV-AM24Z",
+    "vav-is24z",
     "ok",
     "Ok",
     "0912345678",
