@@ -1,4 +1,5 @@
-"""Command line: `python -m bot run | chat | migrate` (each with --help)."""
+"""Command line: `python -m bot run | chat | migrate | purge | backup | restore | zalo-token`
+(each with --help)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import setup_logging
-from storage.db import DatabaseUnavailable, StorageError, describe_db_error
-from storage.lock import DatabaseLocked
+from storage import backup as storage_backup
+from storage.db import DatabaseUnavailable, StorageError, describe_db_error, sqlite_path
+from storage.lock import DatabaseLocked, FileLock, lock_path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +56,54 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the retention purge once (the running bot also does it hourly) and "
         "print how many customers and drafts were erased.",
     )
+    backup = sub.add_parser(
+        "backup",
+        help="copy the SQLite database to PATH while the bot runs (online backup)",
+        description="Write a consistent, integrity-checked copy of the SQLite database to PATH "
+        "(mode 0600); the bot may keep running. On PostgreSQL use pg_dump (README, Backups).",
+    )
+    backup.add_argument("path", metavar="PATH", type=Path)
+    restore = sub.add_parser(
+        "restore",
+        help="replace the SQLite database with a backup (stop the bot first)",
+        description="Check the backup at PATH and copy it over the database. The bot must be "
+        "stopped; it upgrades the schema itself when it starts again.",
+    )
+    restore.add_argument("path", metavar="PATH", type=Path)
     return parser
+
+
+def _backup(settings: Settings, target: Path) -> None:
+    info = storage_backup.backup(_sqlite_database(settings, "backup"), target)
+    size, schema = _size(info.size_bytes), info.schema_revision
+    print(f"Backup written to {info.path} ({size}, schema {schema}).")
+
+
+def _restore(settings: Settings, source: Path) -> None:
+    database = _sqlite_database(settings, "restore")
+    lock = FileLock(lock_path(database))  # a running bot holds it: stop it first
+    try:
+        info = storage_backup.restore(source, database)
+    finally:
+        asyncio.run(lock.release())
+    print(
+        f"Database {database} restored from {source} ({_size(info.size_bytes)}, schema "
+        f"{info.schema_revision}); start the bot to bring the schema up to date."
+    )
+
+
+def _sqlite_database(settings: Settings, verb: str) -> Path:
+    database = sqlite_path(settings.resolved_database_url)
+    if database is None:
+        raise ConfigError(
+            f"`{verb}` handles the SQLite database; for PostgreSQL use pg_dump / pg_restore "
+            "(README, Backups)."
+        )
+    return database
+
+
+def _size(size: int) -> str:
+    return f"{size / 1_048_576:.1f} MB" if size >= 1_048_576 else f"{size / 1024:.0f} KB"
 
 
 async def _migrate(settings: Settings) -> None:
@@ -119,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_zalo_token(settings, args.refresh_token))
         elif args.command == "purge":
             asyncio.run(_purge(settings))
+        elif args.command == "backup":
+            _backup(settings, args.path)
+        elif args.command == "restore":
+            _restore(settings, args.path)
         elif args.command == "chat":
             from bot.app import run_console
 
@@ -131,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseLocked as exc:  # another bot process owns the database
         print(exc, file=sys.stderr)
         return 2
+    except storage_backup.BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except DatabaseUnavailable as exc:
         print(f"Database error: {exc}", file=sys.stderr)
         return 1
