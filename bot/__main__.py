@@ -111,7 +111,7 @@ async def _migrate(settings: Settings) -> None:
 
     async with open_database(settings):
         pass
-    print(f"Database is up to date: {settings.resolved_database_url.split('///')[-1]}")
+    print(f"Database is up to date: {settings.database_display}")
 
 
 async def _purge(settings: Settings) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
@@ -28,6 +30,7 @@ from storage.db import (
     DatabaseUnavailable,
     Sessions,
     create_engine,
+    db_error_cause,
     migrate_to_head,
     session_factory,
 )
@@ -45,23 +48,46 @@ DEFAULT_CATALOG = (
 async def open_database(settings: Settings) -> AsyncIterator[tuple[Database, Sessions]]:
     """Take the database's owner lock (a second bot process stops here with one line naming
     the first one's pid, before any platform is called), create the data folder and database
-    if needed, upgrade the schema; the lock is held until the block ends."""
+    if needed, upgrade the schema; the lock is held until the block ends.
+
+    Every way of failing to get there — no driver, server unreachable, wrong password,
+    unknown database — is one `DatabaseUnavailable` line, with the password masked."""
     url = settings.resolved_database_url
     private_folder(settings.data_dir)
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except ImportError as exc:  # asyncpg is an extra: `pip install '.[postgres]'`
+        raise DatabaseUnavailable(
+            f"DATABASE_URL needs the {exc.name or 'database'} driver, which is not installed: "
+            "pip install 'vietartview-bot[postgres]'"
+        ) from None
     try:
         lock = await acquire_owner_lock(engine, url)
-    except BaseException:
+        try:
+            before, after = await migrate_to_head(engine)
+        except BaseException:
+            await lock.release()
+            raise
+    except BaseException as exc:
         await engine.dispose()
+        if isinstance(exc, OSError | SQLAlchemyError):
+            raise DatabaseUnavailable(_connection_problem(settings, exc)) from None
         raise
+    if before != after:
+        log.info("database migrated from %s to %s", before, after)
     try:
-        before, after = await migrate_to_head(engine)
-        if before != after:
-            log.info("database migrated from %s to %s", before, after)
         yield engine, session_factory(engine)
     finally:
         await engine.dispose()
         await lock.release()
+
+
+def _connection_problem(settings: Settings, exc: BaseException) -> str:
+    cause = db_error_cause(exc)
+    password = make_url(settings.resolved_database_url).password
+    if password:
+        cause = cause.replace(str(password), "***")
+    return f"Cannot connect to the database {settings.database_display}: {cause}"
 
 
 def private_folder(path: Path) -> None:

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_DIR / "data"
@@ -112,6 +114,27 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/") if not value.endswith("/bot") else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """`postgresql://…` and `sqlite:///…` as people write them, with the async driver the
+        bot runs on filled in; anything else is one clear line (never echoing the URL)."""
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (expected sqlite:///PATH or "
+                "postgresql://USER:PASSWORD@HOST/DATABASE)"
+            ) from None
+        drivers = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+        backend = {"postgres": "postgresql"}.get(url.get_backend_name(), url.get_backend_name())
+        if backend not in drivers:
+            raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+        url = url.set(drivername=f"{backend}+{drivers[backend]}")
+        return url.render_as_string(hide_password=False)
+
     @model_validator(mode="after")
     def _complete_zalo_oa(self) -> Settings:
         """A half-configured Zalo OA is an error, not a silently disabled channel."""
@@ -129,6 +152,15 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'vietartview.db'}"
+
+    @property
+    def database_display(self) -> str:
+        """The database for messages: SQLite's file path, or the URL with its password
+        masked."""
+        url = make_url(self.resolved_database_url)
+        if url.get_backend_name() == "sqlite":
+            return str(url.database)
+        return url.render_as_string(hide_password=True)
 
     @property
     def has_zalo_oa(self) -> bool:
@@ -162,4 +194,6 @@ def load_settings(**overrides: object) -> Settings:
             ) from None
         name = str(error["loc"][0]).upper()
         # Never echo the input: it may be a secret.
-        raise ConfigError(f"Configuration error: {name}: {error['msg']}") from None
+        raise ConfigError(
+            f"Configuration error: {name}: {message.removeprefix('Value error, ')}"
+        ) from None

@@ -48,6 +48,49 @@ def test_data_dir_and_database_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 @pytest.mark.parametrize(
+    ("written", "used", "shown"),
+    [
+        (
+            "postgresql://shop:s3cret@db:5432/shop",
+            "postgresql+asyncpg://shop:s3cret@db:5432/shop",
+            "postgresql+asyncpg://shop:***@db:5432/shop",
+        ),
+        (
+            "postgres://shop:s3cret@db/shop",
+            "postgresql+asyncpg://shop:s3cret@db/shop",
+            "postgresql+asyncpg://shop:***@db/shop",
+        ),
+        ("sqlite:////srv/shop/bot.db", "sqlite+aiosqlite:////srv/shop/bot.db", "/srv/shop/bot.db"),
+    ],
+)
+def test_database_url_as_people_write_it(
+    monkeypatch: pytest.MonkeyPatch, written: str, used: str, shown: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", written)
+    settings = load_settings()
+    assert settings.resolved_database_url == used
+    assert settings.database_display == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://shop:s3cret@db/shop", "unsupported database 'mysql'"),
+        ("s3cret-not-a-url", "not a database URL"),
+    ],
+)
+def test_unusable_database_url_is_one_line_without_the_url(
+    monkeypatch: pytest.MonkeyPatch, url: str, words: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert message.startswith("Configuration error: DATABASE_URL: ") and words in message
+    assert "s3cret" not in message and "Value error" not in message
+
+
+@pytest.mark.parametrize(
     ("raw", "parsed"),
     [
         ("111,222", ("111", "222")),

@@ -312,6 +312,30 @@ def test_malformed_setting_stops_with_one_line(data_dir: Path) -> None:
         assert result.stdout == ""
 
 
+def test_unreachable_postgresql_is_one_line_with_the_password_masked(data_dir: Path) -> None:
+    url = "postgresql://shop:s3cret@127.0.0.1:1/shop"  # nothing listens on port 1
+    for command in ("migrate", "chat"):
+        result = run_bot(command, data_dir=data_dir, settings={"DATABASE_URL": url})
+        assert_one_clear_line(result, "Cannot connect to the database", "shop:***@127.0.0.1:1")
+        assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_missing_postgresql_driver_is_one_line(data_dir: Path) -> None:
+    # `sys.modules[name] = None` makes `import asyncpg` fail as on a machine without it.
+    program = "import sys; sys.modules['asyncpg'] = None; from bot.__main__ import main; " \
+        "sys.exit(main(['migrate']))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=data_dir.parent.parent,
+        env=clean_env(data_dir, DATABASE_URL="postgresql://shop:s3cret@db/shop"),
+    )
+    result = finish(proc)
+    assert_one_clear_line(result, "asyncpg", "pip install")
+    assert "s3cret" not in result.stderr
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
