@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # everything the bot creates (database, WAL, exports) is its own
     try:
         settings = load_settings()
-        setup_logging(verbose=args.command == "run" and settings.has_telegram)
+        setup_logging(
+            verbose=args.command == "run" and settings.has_telegram, log_format=settings.log_format
+        )
         if args.command == "migrate":
             asyncio.run(_migrate(settings))
         elif args.command == "zalo-token":

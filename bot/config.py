@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=730, ge=0)
     mydata_delete_after_seconds: int = Field(default=300, ge=0)
     files_keep_minutes: float = Field(default=15, gt=0)
+    log_format: Literal["text", "json"] = "text"
     ticket_reannounce_hours: float = Field(default=4, gt=0)
     urgent_ticket_reannounce_hours: float = Field(default=1, gt=0)
     flood_limit: int = Field(default=20, gt=0)
