@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -70,7 +71,25 @@ def _parser() -> argparse.ArgumentParser:
         "stopped; it upgrades the schema itself when it starts again.",
     )
     restore.add_argument("path", metavar="PATH", type=Path)
+    health = sub.add_parser(
+        "health",
+        help="is the bot running and keeping up? (a container's health check)",
+        description="Print one JSON line — whether a bot process holds the database, messages "
+        "waiting to be processed and sent, and how old the oldest is — and exit 0 when a bot "
+        "runs and nothing has waited longer than --max-lag seconds, else 1.",
+    )
+    health.add_argument("--max-lag", type=float, default=120.0, metavar="SECONDS")
     return parser
+
+
+async def _health(settings: Settings, max_lag: float) -> bool:
+    from bot.app import probe_database
+
+    running, pipeline = await probe_database(settings)
+    healthy = running and pipeline.lag_seconds <= max_lag
+    report = {"healthy": healthy, "bot_running": running, **pipeline.as_dict()}
+    print(json.dumps(report | {"lag_seconds": round(pipeline.lag_seconds, 1)}))
+    return healthy
 
 
 def _backup(settings: Settings, target: Path) -> None:
@@ -175,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             _backup(settings, args.path)
         elif args.command == "restore":
             _restore(settings, args.path)
+        elif args.command == "health":
+            return 0 if asyncio.run(_health(settings, args.max_lag)) else 1
         elif args.command == "chat":
             from bot.app import run_console
 

@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -33,8 +33,10 @@ from storage.db import (
     db_error_cause,
     migrate_to_head,
     session_factory,
+    sqlite_path,
 )
-from storage.lock import acquire_owner_lock
+from storage.health import PipelineHealth, pipeline_health
+from storage.lock import DatabaseLocked, acquire_owner_lock
 from storage.secrets import stored_secret
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ async def open_database(settings: Settings) -> AsyncIterator[tuple[Database, Ses
     except BaseException as exc:
         await engine.dispose()
         if isinstance(exc, OSError | SQLAlchemyError):
-            raise DatabaseUnavailable(_connection_problem(settings, exc)) from None
+            raise DatabaseUnavailable(connection_problem(settings, exc)) from None
         raise
     if before != after:
         log.info("database migrated from %s to %s", before, after)
@@ -82,7 +84,32 @@ async def open_database(settings: Settings) -> AsyncIterator[tuple[Database, Ses
         await lock.release()
 
 
-def _connection_problem(settings: Settings, exc: BaseException) -> str:
+async def probe_database(settings: Settings) -> tuple[bool, PipelineHealth]:
+    """For `python -m bot health`: whether a bot process owns the database, and the
+    pipeline's backlog — read without taking the lock or touching the schema."""
+    url = settings.resolved_database_url
+    database = sqlite_path(url)
+    if database is not None and not database.exists():
+        raise DatabaseUnavailable(f"There is no database at {database} yet.")
+    engine = create_engine(url)
+    try:
+        try:
+            lock = await acquire_owner_lock(engine, url)
+        except DatabaseLocked:
+            running = True
+        else:
+            running = False
+            await lock.release()
+        async with session_factory(engine)() as session:
+            health = await pipeline_health(session, datetime.now(UTC))
+    except (OSError, SQLAlchemyError) as exc:
+        raise DatabaseUnavailable(connection_problem(settings, exc)) from None
+    finally:
+        await engine.dispose()
+    return running, health
+
+
+def connection_problem(settings: Settings, exc: BaseException) -> str:
     cause = db_error_cause(exc)
     password = make_url(settings.resolved_database_url).password
     if password:

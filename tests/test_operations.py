@@ -1,8 +1,9 @@
-"""`python -m bot backup PATH` while the bot runs, and `python -m bot restore PATH`, driven
-from the command line as an operator would, on real SQLite files."""
+"""Operating the bot from the command line, as an operator (or a container's health check)
+would: `backup PATH` while the bot runs, `restore PATH`, `health` — on real SQLite files."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -97,3 +98,41 @@ def test_bad_backup_and_restore_paths_get_one_line(tmp_path: Path) -> None:
     )
     assert_one_clear_line(on_postgres, "pg_dump")
     assert "s3cret" not in on_postgres.stderr + on_postgres.stdout
+
+
+def test_health_says_whether_a_bot_runs_and_how_old_the_backlog_is(tmp_path: Path) -> None:
+    data_dir = tmp_path / "run" / "data"
+    no_database = run_bot("health", data_dir=data_dir)
+    assert_one_clear_line(no_database, "no database")
+
+    chat(data_dir, "/start", "1")
+    stopped = run_bot("health", data_dir=data_dir)
+    assert stopped.returncode == 1
+    assert json.loads(stopped.stdout) == {
+        "healthy": False,
+        "bot_running": False,
+        "inbound_pending": 0,
+        "oldest_inbound_seconds": None,
+        "outbound_pending": 0,
+        "oldest_outbound_seconds": None,
+        "lag_seconds": 0.0,
+    }
+
+    running = start_bot("chat", data_dir=data_dir)
+    try:
+        healthy = run_bot("health", data_dir=data_dir)
+    finally:
+        finish(running, "/start\n")
+    assert healthy.returncode == 0, healthy.stderr
+    assert json.loads(healthy.stdout)["healthy"] is True
+
+    # A message stored ten minutes ago and never processed (the bot is down): a backlog.
+    with sqlite3.connect(data_dir / "vietartview.db") as connection:
+        connection.execute(
+            "INSERT INTO inbox (channel, dedupe_key, chat_id, platform_user_id, payload,"
+            " received_at) VALUES ('console', 'late-1', '7', '7', '{}',"
+            " datetime('now', '-600 seconds'))"
+        )
+    late = json.loads(run_bot("health", "--max-lag", "60", data_dir=data_dir).stdout)
+    assert late["inbound_pending"] == 1 and late["oldest_inbound_seconds"] >= 600
+    assert late["lag_seconds"] >= 600 and late["healthy"] is False
