@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import TextIO
 
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
@@ -29,6 +27,7 @@ from storage.db import (
     Database,
     DatabaseUnavailable,
     Sessions,
+    StorageError,
     create_engine,
     db_error_cause,
     migrate_to_head,
@@ -38,6 +37,7 @@ from storage.db import (
 from storage.health import PipelineHealth, pipeline_health
 from storage.lock import DatabaseLocked, acquire_owner_lock
 from storage.secrets import stored_secret
+from storage.urls import without_password
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ async def open_database(settings: Settings) -> AsyncIterator[tuple[Database, Ses
             raise
     except BaseException as exc:
         await engine.dispose()
-        if isinstance(exc, OSError | SQLAlchemyError):
+        if isinstance(exc, OSError | StorageError):
             raise DatabaseUnavailable(connection_problem(settings, exc)) from None
         raise
     if before != after:
@@ -102,7 +102,7 @@ async def probe_database(settings: Settings) -> tuple[bool, PipelineHealth]:
             await lock.release()
         async with session_factory(engine)() as session:
             health = await pipeline_health(session, datetime.now(UTC))
-    except (OSError, SQLAlchemyError) as exc:
+    except (OSError, StorageError) as exc:
         raise DatabaseUnavailable(connection_problem(settings, exc)) from None
     finally:
         await engine.dispose()
@@ -110,10 +110,7 @@ async def probe_database(settings: Settings) -> tuple[bool, PipelineHealth]:
 
 
 def connection_problem(settings: Settings, exc: BaseException) -> str:
-    cause = db_error_cause(exc)
-    password = make_url(settings.resolved_database_url).password
-    if password:
-        cause = cause.replace(str(password), "***")
+    cause = without_password(db_error_cause(exc), settings.resolved_database_url)
     return f"Cannot connect to the database {settings.database_display}: {cause}"
 
 

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+
+from storage.urls import display_url, normalize_url
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_DIR / "data"
@@ -120,21 +120,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         """`postgresql://…` and `sqlite:///…` as people write them, with the async driver the
         bot runs on filled in; anything else is one clear line (never echoing the URL)."""
-        if not value:
-            return value
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise ValueError(
-                "not a database URL (expected sqlite:///PATH or "
-                "postgresql://USER:PASSWORD@HOST/DATABASE)"
-            ) from None
-        drivers = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
-        backend = {"postgres": "postgresql"}.get(url.get_backend_name(), url.get_backend_name())
-        if backend not in drivers:
-            raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
-        url = url.set(drivername=f"{backend}+{drivers[backend]}")
-        return url.render_as_string(hide_password=False)
+        return normalize_url(value) if value else value
 
     @model_validator(mode="after")
     def _complete_zalo_oa(self) -> Settings:
@@ -158,10 +144,7 @@ class Settings(BaseSettings):
     def database_display(self) -> str:
         """The database for messages: SQLite's file path, or the URL with its password
         masked."""
-        url = make_url(self.resolved_database_url)
-        if url.get_backend_name() == "sqlite":
-            return str(url.database)
-        return url.render_as_string(hide_password=True)
+        return display_url(self.resolved_database_url)
 
     @property
     def has_zalo_oa(self) -> bool:

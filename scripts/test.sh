@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Set up (if needed), lint, type-check and run the whole test suite on every core
-# (pytest-xdist). Arguments go to pytest: a file, `-m "not subprocess"`, `-n 0` for one process.
+# (pytest-xdist), on SQLite and then again on PostgreSQL. Arguments go to pytest: a file,
+# `-m "not subprocess"`, `-n 0` for one process.
+#
+# The PostgreSQL pass starts a throwaway server (scripts/postgres.sh: installs Debian's
+# package when missing, as root) and runs every test that does not start a process or read
+# SQLite's own files. It runs for the whole suite (no arguments) unless TEST_POSTGRES=0;
+# TEST_POSTGRES=1 runs it for a targeted run too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -15,4 +21,13 @@ export PYTHONPYCACHEPREFIX="$PWD/.venv/pycache"
 # threads and child processes, and the extra worker keeps every core busy meanwhile.
 # loadgroup: tests marked xdist_group(name) share one worker (and its session fixtures).
 workers=${TEST_WORKERS:-$(($(nproc) + 1))}
-.venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@"
+echo "== SQLite" >&2
+env -u TEST_DATABASE_URL .venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@"
+postgres=${TEST_POSTGRES:-auto}
+if [ "$postgres" = 1 ] || { [ "$postgres" = auto ] && [ "$#" -eq 0 ]; }; then
+  # shellcheck source=scripts/postgres.sh
+  source scripts/postgres.sh start
+  trap 'bash scripts/postgres.sh stop' EXIT
+  echo "== PostgreSQL" >&2
+  .venv/bin/python -m pytest -n "$workers" --dist loadgroup -m "not subprocess" "$@"
+fi

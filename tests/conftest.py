@@ -2,6 +2,10 @@
 
 - `db_url`     – a SQLite URL in the test's temporary folder, holding a copy of a database
                  migrated to head once per session (so each test starts empty and fast).
+                 With `TEST_DATABASE_URL=postgresql://…` (a server's admin URL, as
+                 `scripts/postgres.sh start` exports it) every test gets its own PostgreSQL
+                 database instead, created from a migrated template database; tests marked
+                 `sqlite_only` (they read SQLite's files) are left out of that run.
 - `engine`     – an async engine on `db_url` (with the production pragmas), migrated to head.
 - `sessions`   – an `async_sessionmaker` on that engine (what `Runtime` and `UnitOfWork` take).
 - `clock`      – a `FakeClock` the test moves by hand (`clock.advance(hours=25)`).
@@ -18,14 +22,23 @@ runs in parallel (`pytest -n 2`, pytest-xdist). A test that starts a process is 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from handlers.context import ShopConfig
 from storage.db import create_engine, migrate_to_head, session_factory
@@ -40,21 +53,63 @@ async def _migrate(url: str) -> None:
         await engine.dispose()  # the last connection closing folds the WAL into the file
 
 
+POSTGRES_SERVER = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, the tests that read SQLite's own files are not part of the run."""
+    if not POSTGRES_SERVER:
+        return
+    kept = [item for item in items if item.get_closest_marker("sqlite_only") is None]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+def _database_url(name: str) -> str:
+    url = make_url(POSTGRES_SERVER).set(drivername="postgresql+asyncpg", database=name)
+    return url.render_as_string(hide_password=False)
+
+
+async def _admin(*statements: str) -> None:
+    engine = create_async_engine(_database_url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database file migrated to head once per test session; `db_url` copies it."""
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A database migrated to head once per test session (per xdist worker); `db_url` copies
+    it: a SQLite file, or on PostgreSQL a template database (its name in the path's stem)."""
+    if POSTGRES_SERVER:
+        name = f"vav_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        asyncio.run(_admin(drop, f"CREATE DATABASE {name}"))
+        asyncio.run(_migrate(_database_url(name)))
+        yield Path(name)
+        asyncio.run(_admin(drop))
+        return
     path = tmp_path_factory.mktemp("template") / "template.db"
     asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
     assert not path.with_name(path.name + "-wal").exists()
-    return path
+    yield path
 
 
 @pytest.fixture
-def db_url(tmp_path: Path, migrated_template: Path) -> str:
-    """A fresh, already migrated SQLite database for this test."""
+def db_url(tmp_path: Path, migrated_template: Path) -> Iterator[str]:
+    """A fresh, already migrated database for this test."""
+    if POSTGRES_SERVER:
+        name = f"vav_test_{secrets.token_hex(6)}"
+        asyncio.run(_admin(f"CREATE DATABASE {name} TEMPLATE {migrated_template.name}"))
+        yield _database_url(name)
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        return
     path = tmp_path / "test.db"
     shutil.copyfile(migrated_template, path)
-    return f"sqlite+aiosqlite:///{path}"
+    yield f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture

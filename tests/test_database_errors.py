@@ -48,6 +48,7 @@ async def _fill(engine: AsyncEngine, limit: DiskLimit) -> None:
                 break
 
 
+@pytest.mark.sqlite_only  # fills SQLite's file (max_page_count)
 async def test_disk_full_keeps_the_message_pending_and_processes_it_later(
     harness: Harness, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:

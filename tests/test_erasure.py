@@ -89,6 +89,7 @@ def db_file(db_url: str) -> Path:
     return path
 
 
+@pytest.mark.sqlite_only  # scans SQLite's files
 @pytest.mark.parametrize("how", ["delete", "retention"])
 async def test_erased_personal_data_is_gone_from_the_database_and_wal_bytes(
     harness: Harness, clock: FakeClock, db_file: Path, how: str
@@ -123,6 +124,7 @@ async def test_erased_personal_data_is_gone_from_the_database_and_wal_bytes(
     assert anh_code.encode() in b"".join(after.values())
 
 
+@pytest.mark.sqlite_only  # scans SQLite's files
 async def test_a_second_customers_data_survives_the_first_customers_erasure(
     harness: Harness, db_file: Path
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,16 @@ ORDER = (
 )
 
 
+def running_bot(data_dir: Path) -> subprocess.Popen[bytes]:
+    """A console bot that has started (it answered a first message): it holds the database."""
+    bot = start_bot("chat", data_dir=data_dir)
+    assert bot.stdin is not None and bot.stdout is not None
+    bot.stdin.write(b"/start\n")
+    bot.stdin.flush()
+    assert bot.stdout.readline()  # its first reply: the owner lock is taken by now
+    return bot
+
+
 def order_codes(database: Path) -> set[str]:
     with sqlite3.connect(database) as connection:
         return {code for (code,) in connection.execute("SELECT code FROM orders")}
@@ -45,7 +56,7 @@ def test_backup_while_running_then_restore_after_stopping(tmp_path: Path) -> Non
     assert first and order_codes(database) == {first[0]}
 
     # The bot is running (it holds the database) while the backup is taken.
-    running = start_bot("chat", data_dir=data_dir)
+    running = running_bot(data_dir)
     target = tmp_path / "backups" / "shop.db"
     target.parent.mkdir()
     result = run_bot("backup", str(target), data_dir=data_dir)
@@ -118,7 +129,7 @@ def test_health_says_whether_a_bot_runs_and_how_old_the_backlog_is(tmp_path: Pat
         "lag_seconds": 0.0,
     }
 
-    running = start_bot("chat", data_dir=data_dir)
+    running = running_bot(data_dir)
     try:
         healthy = run_bot("health", data_dir=data_dir)
     finally:

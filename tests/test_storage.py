@@ -65,6 +65,7 @@ async def _pragmas(engine: AsyncEngine) -> dict[str, object]:
         return values
 
 
+@pytest.mark.sqlite_only  # SQLite's PRAGMAs
 async def test_pragmas_are_set_on_every_connection(engine: AsyncEngine) -> None:
     expected = {
         "journal_mode": "wal",
@@ -81,6 +82,7 @@ async def test_pragmas_are_set_on_every_connection(engine: AsyncEngine) -> None:
     assert BUSY_TIMEOUT_MS >= 1000
 
 
+@pytest.mark.sqlite_only  # SQLite's PRAGMAs
 async def test_pragmas_survive_pool_recycling(engine: AsyncEngine) -> None:
     await engine.dispose()  # drop pooled connections: the next one is brand new
     assert (await _pragmas(engine))["secure_delete"] == 1

@@ -30,6 +30,7 @@ def database_bytes(db_url: str) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
+@pytest.mark.sqlite_only  # scans SQLite's files
 async def test_the_database_file_never_holds_the_tokens(engine: AsyncEngine, db_url: str) -> None:
     store = DatabaseTokenStore(session_factory(engine), TokenCipher.derived_from("app-secret"))
     await store.save(PAIR)
@@ -45,6 +46,7 @@ async def test_the_database_file_never_holds_the_tokens(engine: AsyncEngine, db_
         await other.load()
 
 
+@pytest.mark.sqlite_only  # scans SQLite's files
 async def test_plain_rows_of_earlier_versions_are_sealed_on_first_read(
     engine: AsyncEngine, db_url: str
 ) -> None:
