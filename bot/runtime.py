@@ -20,7 +20,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -44,11 +44,18 @@ from handlers.router import Composition
 from handlers.support.abuse import is_flood_limited
 from storage.db import Sessions, checkpoint, db_error_cause, is_transient_db_error
 from storage.models import OutboxMessage
-from storage.repositories import UnitOfWork, store_inbound
+from storage.repositories import NewInbound, UnitOfWork, store_inbound_batch
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+INBOX_BATCH = 500  # arrivals stored per transaction
+PROCESS_BATCH = 64  # conversations (one message each) handled per transaction
+# Unprocessed inbound past which receive() waits and webhooks ask the platform to retry:
+# a few seconds of work, far below what the backlog could hold, so latency stays bounded.
+HIGH_WATER = 2000
+SWEEP_EVERY = 30.0  # seconds between looks for pending inbox rows nobody is processing
 
 
 def utc_now() -> datetime:
@@ -86,8 +93,23 @@ class Runtime:
         self.clock = clock
         self.delivery = delivery or DeliveryPolicy()
         self.adapters: dict[str, ChannelAdapter] = {}
-        self._conversations: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._arrived: set[tuple[str, str]] = set()  # rows stored while their task ran
+        # Inbound waiting to be stored by the inbox writer (group commit), with their waiters.
+        self._to_store: list[tuple[Inbound, asyncio.Future[bool]]] = []
+        self._inbox_writer: asyncio.Task[None] | None = None
+        # Conversations with pending inbox rows, oldest first (a dict as an ordered set), the
+        # ones in the batch being processed, and the processing loop itself.
+        self._ready: dict[tuple[str, str], None] = {}
+        self._in_batch: set[tuple[str, str]] = set()
+        self._processor: asyncio.Task[None] | None = None
+        self._alone: set[tuple[str, str]] = set()  # in a failed batch: retried one by one
+        self._not_before: dict[tuple[str, str], float] = {}  # failing: retry after (loop time)
+        self._failures: dict[tuple[str, str], int] = {}
+        self.batch_size = PROCESS_BATCH
+        # Backpressure: stored but unprocessed inbound; past the mark, receive() waits.
+        self._backlog = 0
+        self.high_water = HIGH_WATER
+        self._capacity = asyncio.Event()
+        self._sweep_task: asyncio.Task[None] | None = None
         self._wake_delivery = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
@@ -115,27 +137,72 @@ class Runtime:
     # ---- inbound ---------------------------------------------------------------------------
 
     async def receive(self, inbound: Inbound) -> bool:
-        """Store the inbound, then schedule its processing. False for a duplicate delivery."""
+        """Store the inbound, then schedule its processing. False for a duplicate delivery.
+
+        Arrivals are stored together (group commit): this returns once the transaction that
+        holds this inbound has committed, so the adapter acknowledges only what is stored.
+        Storing waits — it never gives up and drops the message — and past the high-water
+        mark of unprocessed messages it first waits for the backlog to shrink (polling
+        adapters thereby poll more slowly; webhooks ask `overloaded()` before calling)."""
         inbound = _clean(inbound)
-        event_id = await store_inbound(
-            self.sessions,
-            inbound.channel,
-            inbound.dedupe_key,
-            inbound.chat_id,
-            inbound.user_id,
-            inbound.to_json(),
-            self.clock(),
-        )
-        if event_id is None:
+        while self._backlog >= self.high_water:
+            self._capacity.clear()
+            await self._capacity.wait()
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._to_store.append((inbound, stored))
+        if self._inbox_writer is None or self._inbox_writer.done():
+            self._inbox_writer = asyncio.create_task(self._write_inbox(), name="inbox")
+        if not await stored:
             log.info("duplicate %s event dropped", inbound.channel)
             return False
-        self._kick_conversation(inbound.channel, inbound.chat_id)
         return True
 
+    def overloaded(self) -> bool:
+        """More unprocessed inbound than the high-water mark: a webhook should answer with a
+        status that makes the platform retry later, before storing anything."""
+        return self._backlog >= self.high_water
+
+    async def _write_inbox(self) -> None:
+        """Store queued arrivals, up to INBOX_BATCH per transaction, until none is left. A
+        database error keeps them queued (their senders keep waiting) and is retried."""
+        failures = 0
+        while self._to_store:
+            batch = self._to_store[:INBOX_BATCH]
+            events = [
+                NewInbound(i.channel, i.dedupe_key, i.chat_id, i.user_id, i.to_json())
+                for i, _ in batch
+            ]
+            try:
+                ids = await store_inbound_batch(self.sessions, events, self.clock())
+            except Exception as exc:  # nothing is lost: the batch is stored again later
+                failures += 1
+                delay = self._retry_delay(failures)
+                log.error(
+                    "storing %s inbound failed, they wait (retry %s in %.1fs): %s",
+                    len(batch),
+                    failures,
+                    delay,
+                    db_error_cause(exc),
+                )
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            del self._to_store[: len(batch)]
+            for (inbound, stored), event_id in zip(batch, ids, strict=True):
+                if event_id is not None:
+                    self._backlog += 1
+                    self._kick_conversation(inbound.channel, inbound.chat_id)
+                if not stored.done():
+                    stored.set_result(event_id is not None)
+
+    def _retry_delay(self, failures: int) -> float:
+        return min(self.db_retry_max, self.db_retry_delay * 2 ** min(failures - 1, 16))
+
     def is_busy(self, channel: str, chat_id: str) -> bool:
-        """Whether this conversation still has inbound work running (for typing indicators)."""
-        task = self._conversations.get((channel, chat_id))
-        return task is not None and not task.done()
+        """Whether this conversation still has inbound work waiting or running (for typing
+        indicators)."""
+        key = (channel, chat_id)
+        return key in self._ready or key in self._in_batch
 
     def wants_typing(self, channel: str, chat_id: str, user_id: str) -> bool:
         """Whether a "typing…" indicator fits: the conversation is being worked on and the
@@ -146,126 +213,190 @@ class Runtime:
         return not is_flood_limited(engine, (channel, user_id), self.clock())
 
     def _kick_conversation(self, channel: str, chat_id: str) -> None:
-        key = (channel, chat_id)
-        task = self._conversations.get(key)
-        if task is not None and not task.done():
-            # The running task looks at the inbox again before it ends (see _drain_conversation).
-            self._arrived.add(key)
-            return
-        task = asyncio.create_task(self._drain_conversation(key), name=f"conv:{channel}")
-        self._conversations[key] = task
-        task.add_done_callback(functools.partial(self._forget, key))
+        """The conversation has pending inbox rows: make sure the processing loop looks."""
+        self._ready[(channel, chat_id)] = None
+        if self._processor is None or self._processor.done():
+            self._processor = asyncio.create_task(self._process_loop(), name="process")
 
-    def _forget(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
-        if self._conversations.get(key) is task:
-            del self._conversations[key]
+    async def _process_loop(self) -> None:
+        """Process ready conversations in batches until none is left.
 
-    async def _drain_conversation(self, key: tuple[str, str]) -> None:
-        """Process this conversation's inbox rows, oldest first, until none is left.
-
-        A database that cannot be written (disk full, locked, gone) leaves the row pending:
-        the task waits and tries again, with backoff, until the database works again."""
-        failures = 0
-        while not self._stopping:
-            self._arrived.discard(key)
+        A batch takes at most one message per conversation (its oldest pending), so each
+        conversation's messages are handled one at a time and in order, while many
+        conversations share one transaction and one commit. A batch that fails on a database
+        error is retried one conversation at a time (`_alone`), so a conversation that keeps
+        failing waits with backoff (its message stays pending) and holds up nobody else."""
+        loop = asyncio.get_running_loop()
+        while self._ready and not self._stopping:
+            now = loop.time()
+            due = [key for key in self._ready if self._not_before.get(key, 0.0) <= now]
+            if not due:
+                wake = min(self._not_before.get(key, now) for key in self._ready)
+                await asyncio.sleep(max(0.01, wake - now))
+                continue
+            if due[0] in self._alone:
+                batch = due[:1]
+            else:
+                batch = [key for key in due if key not in self._alone][: self.batch_size]
+            for key in batch:
+                del self._ready[key]
+            self._in_batch.update(batch)
             try:
-                found = await self._process_next(key)
-            except Exception as exc:  # never let the task die: "exception never retrieved"
-                failures += 1
-                delay = min(self.db_retry_max, self.db_retry_delay * 2 ** min(failures - 1, 16))
-                if is_transient_db_error(exc):
+                more = await self._process_batch(batch)
+            except Exception as exc:  # never let the loop die: the messages stay pending
+                for key in batch:
+                    self._ready[key] = None
+                if len(batch) > 1:
+                    self._alone.update(batch)
                     log.error(
-                        "%s conversation: database error, its message stays pending "
-                        "(retry %s in %.1fs): %s",
-                        key[0],
-                        failures,
-                        delay,
+                        "a batch of %s conversations failed, retrying them one by one: %s",
+                        len(batch),
                         db_error_cause(exc),
                     )
                 else:
-                    log.exception("%s conversation failed: %s", key[0], type(exc).__name__)
-                await asyncio.sleep(delay)
+                    self._fail_alone(batch[0], exc, loop.time())
                 continue
-            failures = 0
-            if not found and key not in self._arrived:
-                # No await between this check and the task's end: a row stored from now on
-                # finds the task done and starts a new one.
-                return
+            finally:
+                self._in_batch.difference_update(batch)
+            for key in batch:
+                self._alone.discard(key)
+                self._not_before.pop(key, None)
+                self._failures.pop(key, None)
+            for key in more:
+                self._ready[key] = None
+            self._wake_delivery.set()
 
-    async def _process_next(self, key: tuple[str, str]) -> bool:
-        """Handle the oldest pending inbound of the conversation; False when there is none.
+    def _fail_alone(self, key: tuple[str, str], exc: Exception, now: float) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = self._retry_delay(failures)
+        self._not_before[key] = now + delay
+        if is_transient_db_error(exc):
+            log.error(
+                "%s conversation: database error, its message stays pending "
+                "(retry %s in %.1fs): %s",
+                key[0],
+                failures,
+                delay,
+                db_error_cause(exc),
+            )
+        else:
+            log.exception("%s conversation failed: %s", key[0], type(exc).__name__)
 
-        A handler's own failure marks the row done and apologises to the customer; a
-        transient database error is raised instead (the row stays pending, nothing is sent).
-        """
+    async def _process_batch(self, keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Handle the oldest pending inbound of each conversation in one transaction; returns
+        the conversations that have more pending.
+
+        Each message runs in its own SAVEPOINT: a handler's own failure undoes only that
+        message, which is marked done with its error and apologised for, while the rest of
+        the batch commits. A database error fails the whole batch (nothing is marked, nothing
+        sent): the caller retries it."""
         after_commit: set[AfterCommit] = set()
+        erased: list[tuple[str, str]] = []
         async with UnitOfWork(self.sessions) as uow:
-            event = await uow.inbox.next_pending(*key)
-            if event is None:
-                return False
-            event_id = event.id
-            inbound = Inbound.from_json(event.payload)
+            heads = await uow.inbox.heads(keys)
+            if not heads:
+                return []
+            messages = [(head, Inbound.from_json(head.payload)) for head in heads]
+            await self._prefetch(uow, [inbound for _, inbound in messages])
             now = self.clock()
-            try:
-                ctx = await dispatch(uow, inbound, self.config, now, self.app)
-                await uow.inbox.mark_processed(event_id, now)
-                await uow.commit()
-                after_commit = ctx.after_commit
-            except Exception as exc:  # keep the process running; the draft is untouched
-                await uow.rollback()
-                if is_transient_db_error(exc):
-                    raise
-                log.exception(
-                    "handling %s event %s failed: %s", key[0], event_id, type(exc).__name__
-                )
-                await self._apologize(event_id, inbound, type(exc).__name__)
-        if AfterCommit.CHAT_ERASED in after_commit:
+            marks: list[tuple[int, str | None]] = []
+            # A message alone needs no savepoint: its failure undoes the whole transaction.
+            alone = len(messages) == 1
+            for head, inbound in messages:
+                try:
+                    async with uow.savepoint(enabled=not alone):
+                        ctx = await dispatch(uow, inbound, self.config, now, self.app)
+                except Exception as exc:  # keep the process running; the draft is untouched
+                    if is_transient_db_error(exc):
+                        raise
+                    log.exception(
+                        "handling %s event %s failed: %s", head.channel, head.id, type(exc).__name__
+                    )
+                    if alone:
+                        await uow.rollback()
+                    marks.append((head.id, type(exc).__name__[:200]))
+                    await self._apologize(uow, inbound, now)
+                    continue
+                marks.append((head.id, None))
+                after_commit |= ctx.after_commit
+                if AfterCommit.CHAT_ERASED in ctx.after_commit:
+                    erased.append((head.channel, head.chat_id))
+            await uow.inbox.mark_processed_many(marks, now)
+            await uow.commit()
+        self._backlog = max(0, self._backlog - len(heads))
+        if self._backlog < self.high_water:
+            self._capacity.set()
+        for channel, chat_id in erased:
             # Adapters that keep copies outside the database (the console's files) drop them.
-            chat_erased = getattr(self.adapters.get(key[0]), "chat_erased", None)
+            chat_erased = getattr(self.adapters.get(channel), "chat_erased", None)
             if chat_erased is not None:
-                chat_erased(key[1])
+                chat_erased(chat_id)
         if AfterCommit.CHECKPOINT_WAL in after_commit:
             try:
                 await self.checkpoint()
             except Exception as exc:  # the message is handled; the next checkpoint catches up
                 log.warning("WAL checkpoint failed: %s", db_error_cause(exc))
-        self._wake_delivery.set()
-        return True
+        return [(head.channel, head.chat_id) for head in heads if head.pending > 1]
 
-    async def _apologize(self, event_id: int, inbound: Inbound, error: str) -> None:
-        """Mark the event handled-with-error and tell the customer, in a fresh transaction."""
-        async with UnitOfWork(self.sessions) as uow:
-            now = self.clock()
-            await uow.inbox.mark_processed(event_id, now, error=error[:200])
-            lang = pick_language(None, inbound.language_hint, self.config.default_language)
-            identity = await uow.customers.identity(inbound.channel, inbound.user_id)
-            if identity is not None:
-                customer = await uow.customers.get(identity.customer_id)
-                lang = pick_language(customer.language if customer else None, None, lang)
-            text = t(lang, "core.internal_error")
-            await enqueue(uow, Outbound(inbound.channel, inbound.chat_id, text), now)
-            await uow.commit()
+    async def _prefetch(self, uow: UnitOfWork, inbounds: list[Inbound]) -> None:
+        """Load the batch's customers and conversation states in two queries. Only for
+        customer messages whose sender appears once: a staff message can act on any
+        customer, so a batch holding one reads everything as it goes."""
+        if any(inbound.from_staff_chat for inbound in inbounds):
+            return
+        senders = Counter((inbound.channel, inbound.user_id) for inbound in inbounds)
+        await uow.customers.prefetch_identities([key for key, n in senders.items() if n == 1])
+        await uow.states.prefetch([(inbound.channel, inbound.chat_id) for inbound in inbounds])
+
+    async def _apologize(self, uow: UnitOfWork, inbound: Inbound, now: datetime) -> None:
+        """Tell the customer their message could not be handled, in their language."""
+        try:
+            async with uow.savepoint():
+                lang = pick_language(None, inbound.language_hint, self.config.default_language)
+                identity = await uow.customers.identity(inbound.channel, inbound.user_id)
+                if identity is not None:
+                    customer = await uow.customers.get(identity.customer_id)
+                    lang = pick_language(customer.language if customer else None, None, lang)
+                text = t(lang, "core.internal_error")
+                await enqueue(uow, Outbound(inbound.channel, inbound.chat_id, text), now)
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            log.exception("apologizing on %s failed: %s", inbound.channel, type(exc).__name__)
 
     async def checkpoint(self) -> None:
         """Truncate the SQLite WAL after an erasure (see `storage.db.checkpoint`)."""
         await checkpoint(self.sessions)
 
     async def resume_pending(self) -> int:
-        """Process inbox rows left unprocessed by a crash; returns the number of conversations."""
+        """Look at every conversation with unprocessed inbox rows (left by a crash, or by a
+        processing error); returns their number. Also run periodically (`_sweep_loop`)."""
         async with UnitOfWork(self.sessions) as uow:
-            conversations = await uow.inbox.pending_conversations()
-        for channel, chat_id in conversations:
+            pending = await uow.inbox.pending_counts()
+        self._backlog = sum(pending.values())
+        if self._backlog < self.high_water:
+            self._capacity.set()
+        for channel, chat_id in pending:
             self._kick_conversation(channel, chat_id)
-        return len(conversations)
+        return len(pending)
+
+    async def _sweep_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.resume_pending()
+            except Exception as exc:
+                log.error("inbox sweep failed: %s", db_error_cause(exc))
 
     # ---- delivery --------------------------------------------------------------------------
 
-    def start(self, maintenance_every: float = 3600.0) -> None:
+    def start(self, maintenance_every: float = 3600.0, sweep_every: float = SWEEP_EVERY) -> None:
         if self._delivery_task is None:
             self._delivery_task = asyncio.create_task(self._delivery_loop(), name="delivery")
             self._maintenance_task = asyncio.create_task(
                 self._maintenance_loop(maintenance_every), name="maintenance"
             )
+            self._sweep_task = asyncio.create_task(self._sweep_loop(sweep_every), name="sweep")
             self._wake_delivery.set()
 
     async def maintain(self) -> dict[str, int]:
@@ -614,24 +745,32 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         while loop.time() < deadline:
-            tasks = [task for task in self._conversations.values() if not task.done()]
+            tasks = self._inbound_tasks()
             if tasks:
                 await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time()))
                 continue
             next_due = await self.deliver_due()
-            if not [t for t in self._conversations.values() if not t.done()] and (
-                next_due is None or next_due > 5
-            ):
+            if not self._inbound_tasks() and (next_due is None or next_due > 5):
                 return
             await asyncio.sleep(min(0.05, max(0.0, next_due or 0.0)))
+
+    def _inbound_tasks(self) -> list[asyncio.Task[None]]:
+        """The inbox writer and the processing loop, while they run."""
+        tasks = (self._inbox_writer, self._processor)
+        return [task for task in tasks if task is not None and not task.done()]
 
     async def stop(self) -> None:
         """Finish in-flight conversations, then stop the delivery worker; a send in progress
         finishes and is recorded instead of being cut off."""
-        tasks = [task for task in self._conversations.values() if not task.done()]
+        tasks = self._inbound_tasks()
         if tasks:
             await asyncio.wait(tasks, timeout=10)
         self._stopping = True
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
+            self._sweep_task = None
         if self._maintenance_task is not None:
             self._maintenance_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,7 +9,7 @@ The routes themselves come from the `Composition` (handlers/composition.py).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from handlers import engine
 from handlers.context import Context, ShopConfig
@@ -21,6 +21,8 @@ from storage.models import ChannelIdentity, Customer
 from storage.repositories import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+LAST_SEEN_PRECISION = timedelta(hours=1)
 
 
 async def dispatch(
@@ -113,9 +115,11 @@ async def _customer_for(ctx: Context) -> Customer:
         log.info("new customer %s on %s", created.id, inbound.channel)
         return created
     _touch(identity, inbound)
-    customer = await ctx.uow.customers.get(identity.customer_id)
+    customer = await ctx.uow.customers.get(identity.customer_id)  # loaded with the identity
     assert customer is not None
-    customer.last_seen_at = ctx.now
+    # Retention counts days of inactivity: an hour's precision saves a write per message.
+    if customer.last_seen_at is None or ctx.now - customer.last_seen_at >= LAST_SEEN_PRECISION:
+        customer.last_seen_at = ctx.now
     return customer
 
 

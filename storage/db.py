@@ -30,6 +30,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # One process owns the database, so lock waits come only from its own short transactions;
 # on a starved CPU they can take seconds, and waiting beats failing a platform delivery.
 BUSY_TIMEOUT_MS = 30000
+# How long a transaction waits for the process's one SQLite connection before it fails (a
+# bug that nests two transactions would otherwise hang forever). Waiters are few — the
+# inbox writer, the processing loop, one delivery transaction, staff requests — and each
+# holds it briefly; the writer and the loop retry after a failure, losing nothing.
+POOL_WAIT_SECONDS = 60.0
 
 # What the rest of the program names, without importing SQLAlchemy itself.
 Database = AsyncEngine
@@ -68,6 +73,15 @@ def _private_file(path: Path) -> None:
             path.chmod(mode & 0o700)  # others lose access; the owner keeps what they had
 
 
+def _begin(connection: Connection) -> None:
+    """Every SQLite transaction begins with an explicit BEGIN, so that a SAVEPOINT always
+    sits inside a real transaction: pysqlite begins implicitly only before a write, and would
+    let a first SAVEPOINT start the transaction — and its RELEASE commit it half-way. (The
+    process's single connection never waits for another writer: no need for IMMEDIATE.)"""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN")
+
+
 def create_engine(url: str) -> AsyncEngine:
     path = sqlite_path(url)
     if path is not None:
@@ -79,9 +93,17 @@ def create_engine(url: str) -> AsyncEngine:
                 f"Cannot create the data folder {path.parent}: {exc.strerror}"
             ) from None
     # hide_parameters: SQL errors must never carry customers' data into logs or tracebacks.
-    engine = create_async_engine(url, hide_parameters=True)
+    options: dict[str, Any] = {"hide_parameters": True}
+    if path is not None:
+        # SQLite has one writer: one connection serves the whole process, and everyone waits
+        # their turn in the pool's FIFO queue instead of in SQLite's lock (more connections
+        # only added lock waits and "database is locked"). The wait has no deadline of its
+        # own: the inbox writer and the processing loop must wait, never drop a message.
+        options.update(pool_size=1, max_overflow=0, pool_timeout=POOL_WAIT_SECONDS)
+    engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _begin)
     return engine
 
 
@@ -93,9 +115,13 @@ async def checkpoint(sessions: Sessions) -> None:
     """Fold the SQLite WAL into the database and truncate it, so that erased data does not
     linger in the WAL file (secure_delete already zeroes freed database pages). A no-op on
     other databases."""
-    async with sessions() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        return
+    # Outside any transaction: a checkpoint cannot truncate the WAL from inside one.
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -136,7 +162,15 @@ def is_transient_db_error(exc: BaseException) -> bool:
 def db_error_cause(exc: BaseException) -> str:
     """The driver's own first line ("database or disk is full", "database is locked"): it
     names the cause without the SQL or its parameters."""
-    orig = getattr(exc, "orig", None) or exc
+    # The first database error of the chain is the cause; later ones are its consequences
+    # (after SQLITE_FULL, SQLite has rolled back and "no such savepoint" follows).
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    root = next((e for e in reversed(chain) if isinstance(e, DBAPIError)), exc)
+    orig = getattr(root, "orig", None) or root
     first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
     return first[:200] or type(orig).__name__
 

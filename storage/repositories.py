@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
+from storage.db import is_transient_db_error
 from storage.models import (
     AuditEntry,
     ChannelIdentity,
@@ -55,17 +71,41 @@ CustomerLookup = OneCustomer | SeveralCustomers | NoCustomer
 class CustomerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # Identities loaded ahead for a batch of inbound messages, each handed out once.
+        self._prefetched: dict[tuple[str, str], ChannelIdentity | None] = {}
 
     async def get(self, customer_id: int) -> Customer | None:
         return await self.session.get(Customer, customer_id)
 
     async def identity(self, channel: str, platform_user_id: str) -> ChannelIdentity | None:
+        """The identity with its customer loaded (`get` then needs no query)."""
+        key = (channel, platform_user_id)
+        if key in self._prefetched:
+            return self._prefetched.pop(key)
         return await self.session.scalar(
-            select(ChannelIdentity).where(
+            select(ChannelIdentity)
+            .options(joinedload(ChannelIdentity.customer))
+            .where(
                 ChannelIdentity.channel == channel,
                 ChannelIdentity.platform_user_id == platform_user_id,
             )
         )
+
+    def forget_prefetched(self) -> None:
+        self._prefetched = {}
+
+    async def prefetch_identities(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Load these (channel, platform user) identities and their customers in one query;
+        the next `identity()` call for each key is answered from it, once."""
+        if not keys:
+            return
+        rows = await self.session.scalars(
+            select(ChannelIdentity)
+            .options(joinedload(ChannelIdentity.customer))
+            .where(tuple_(ChannelIdentity.channel, ChannelIdentity.platform_user_id).in_(keys))
+        )
+        found = {(row.channel, row.platform_user_id): row for row in rows}
+        self._prefetched = {key: found.get(key) for key in keys}
 
     async def create(
         self, channel: str, platform_user_id: str, chat_id: str, now: datetime
@@ -173,8 +213,27 @@ class ConsentRepository:
 class StateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._prefetched: dict[tuple[str, str], ConversationState | None] = {}
+
+    def forget_prefetched(self) -> None:
+        self._prefetched = {}
+
+    async def prefetch(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Load the states of these conversations in one query; the next `get()` of each is
+        answered from it, once."""
+        if not keys:
+            return
+        rows = await self.session.scalars(
+            select(ConversationState).where(
+                tuple_(ConversationState.channel, ConversationState.chat_id).in_(keys)
+            )
+        )
+        found = {(row.channel, row.chat_id): row for row in rows}
+        self._prefetched = {key: found.get(key) for key in keys}
 
     async def get(self, channel: str, chat_id: str) -> ConversationState | None:
+        if (channel, chat_id) in self._prefetched:
+            return self._prefetched.pop((channel, chat_id))
         return await self.session.scalar(
             select(ConversationState).where(
                 ConversationState.channel == channel, ConversationState.chat_id == chat_id
@@ -339,13 +398,63 @@ class InboxRepository:
         )
 
     async def pending_conversations(self) -> list[tuple[str, str]]:
+        return list(await self.pending_counts())
+
+    async def pending_counts(self) -> dict[tuple[str, str], int]:
+        """Unprocessed rows per conversation, oldest conversation first."""
         result = await self.session.execute(
-            select(InboxEvent.channel, InboxEvent.chat_id)
+            select(InboxEvent.channel, InboxEvent.chat_id, func.count())
             .where(InboxEvent.processed_at.is_(None))
             .group_by(InboxEvent.channel, InboxEvent.chat_id)
-            .order_by(InboxEvent.channel, InboxEvent.chat_id)
+            .order_by(func.min(InboxEvent.id))
         )
-        return [(channel, chat_id) for channel, chat_id in result.all()]
+        return {(channel, chat_id): count for channel, chat_id, count in result.all()}
+
+    async def heads(self, keys: Sequence[tuple[str, str]]) -> list[PendingHead]:
+        """The oldest unprocessed row of each of these conversations, with how many rows the
+        conversation has pending (itself included), in one query."""
+        if not keys:
+            return []
+        pending = (
+            select(
+                InboxEvent.id,
+                InboxEvent.channel,
+                InboxEvent.chat_id,
+                InboxEvent.payload,
+                func.row_number()
+                .over(partition_by=(InboxEvent.channel, InboxEvent.chat_id), order_by=InboxEvent.id)
+                .label("position"),
+                func.count()
+                .over(partition_by=(InboxEvent.channel, InboxEvent.chat_id))
+                .label("pending"),
+            )
+            .where(
+                InboxEvent.processed_at.is_(None),
+                tuple_(InboxEvent.channel, InboxEvent.chat_id).in_(keys),
+            )
+            .subquery()
+        )
+        result = await self.session.execute(
+            select(
+                pending.c.id,
+                pending.c.channel,
+                pending.c.chat_id,
+                pending.c.payload,
+                pending.c.pending,
+            )
+            .where(pending.c.position == 1)
+            .order_by(pending.c.id)
+        )
+        return [PendingHead(*row) for row in result.all()]
+
+    async def mark_processed_many(
+        self, marks: Sequence[tuple[int, str | None]], now: datetime
+    ) -> None:
+        """Mark many rows processed in one executemany (`(id, error)` pairs)."""
+        if marks:
+            await self.session.execute(
+                _MARK_PROCESSED, [{"b_id": i, "b_error": e, "b_now": now} for i, e in marks]
+            )
 
     async def mark_processed(self, event_id: int, now: datetime, error: str | None = None) -> None:
         # The payload holds the customer's words: keep only what deduplication needs.
@@ -354,6 +463,26 @@ class InboxRepository:
             .where(InboxEvent.id == event_id)
             .values(processed_at=now, payload={}, error=error)
         )
+
+
+@dataclass(frozen=True)
+class PendingHead:
+    """A conversation's oldest unprocessed inbound."""
+
+    id: int
+    channel: str
+    chat_id: str
+    payload: dict[str, Any]
+    pending: int  # unprocessed rows of the conversation, this one included
+
+
+_inbox = cast(Table, InboxEvent.__table__)
+# The payload holds the customer's words: keep only what deduplication needs.
+_MARK_PROCESSED = (
+    update(_inbox)
+    .where(_inbox.c.id == bindparam("b_id"))
+    .values(processed_at=bindparam("b_now"), payload={}, error=bindparam("b_error"))
+)
 
 
 class AuditRepository:
@@ -652,8 +781,29 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.session.commit()
 
+    @contextlib.asynccontextmanager
+    async def savepoint(self, enabled: bool = True) -> AsyncIterator[None]:
+        """`async with uow.savepoint():` — a failure inside undoes only what was done inside
+        (one message of a batch), and the transaction goes on. A database error is left to
+        the caller, who must roll back the whole transaction: after e.g. SQLITE_FULL SQLite
+        may have rolled it back already, and the savepoint is gone. `enabled=False`: no
+        savepoint (the caller rolls back everything on failure)."""
+        if not enabled:
+            yield
+            return
+        nested = await self.session.begin_nested()
+        try:
+            yield
+            await nested.commit()
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                await nested.rollback()
+            raise
+
     async def rollback(self) -> None:
         await self.session.rollback()
+        self.customers.forget_prefetched()
+        self.states.forget_prefetched()
 
     @property
     def database(self) -> object:
@@ -688,3 +838,49 @@ async def store_inbound(
             await session.rollback()
             return None
         return event.id
+
+
+@dataclass(frozen=True)
+class NewInbound:
+    channel: str
+    dedupe_key: str
+    chat_id: str
+    platform_user_id: str
+    payload: dict[str, Any]
+
+
+@functools.cache
+def _insert_inbox(dialect: str) -> Insert:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return (
+        module.insert(InboxEvent.__table__)
+        .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+        .returning(InboxEvent.id, InboxEvent.channel, InboxEvent.dedupe_key)
+    )
+
+
+async def store_inbound_batch(
+    sessions: async_sessionmaker[AsyncSession], events: Sequence[NewInbound], now: datetime
+) -> list[int | None]:
+    """Insert many inbound events in one transaction (group commit); for each, its inbox id,
+    or None when the event was seen before (also earlier in the same batch)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for event in events:
+        if (event.channel, event.dedupe_key) in seen:
+            continue
+        seen.add((event.channel, event.dedupe_key))
+        rows.append({**event.__dict__, "received_at": now})
+    async with sessions() as session:
+        if rows:
+            dialect = session.get_bind().dialect.name
+            result = await session.execute(_insert_inbox(dialect), rows)
+            stored = {(channel, key): row_id for row_id, channel, key in result.all()}
+        else:
+            stored = {}
+        await session.commit()
+    ids: list[int | None] = []
+    for event in events:
+        # Each stored id is handed out once: a second copy in the batch is a duplicate.
+        ids.append(stored.pop((event.channel, event.dedupe_key), None))
+    return ids

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -460,23 +461,22 @@ async def test_failure_while_confirming_sends_nothing_that_was_not_committed(
 async def test_message_arriving_while_its_conversation_task_finishes_is_processed(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The conversation task has just found its inbox empty when the next message is stored:
-    the message must still be processed (and idle() must wait for it)."""
-    real_next_pending = InboxRepository.next_pending
+    """The processing loop has read the conversation's only pending message when the next
+    one arrives: the message must still be processed (and idle() must wait for it)."""
+    real_mark = InboxRepository.mark_processed_many
     late = harness.inbound("1", "/help")
-    injected = False
+    arrivals: list[asyncio.Task[bool]] = []
 
-    async def next_pending(self: InboxRepository, channel: str, chat_id: str) -> object:
-        nonlocal injected
-        row = await real_next_pending(self, channel, chat_id)
-        if row is None and not injected:
-            injected = True
-            assert await harness.runtime.receive(late)  # arrives at the worst moment
-        return row
+    async def mark(self: InboxRepository, *args: Any, **kwargs: Any) -> None:
+        if not arrivals:
+            # Arrives at the worst moment (it is stored as soon as this transaction ends).
+            arrivals.append(asyncio.create_task(harness.runtime.receive(late)))
+        await real_mark(self, *args, **kwargs)
 
-    monkeypatch.setattr(InboxRepository, "next_pending", next_pending)
+    monkeypatch.setattr(InboxRepository, "mark_processed_many", mark)
     await harness.say("1", "/start")
-    assert injected
+    (arrival,) = arrivals
+    assert await arrival
     # idle() may return just before the late reply is delivered (a narrow race in
     # Runtime.idle, see the test report), so settle once more before looking.
     await harness.runtime.idle()

@@ -74,11 +74,16 @@ async def test_pragmas_are_set_on_every_connection(engine: AsyncEngine) -> None:
         "busy_timeout": BUSY_TIMEOUT_MS,
     }
     assert await _pragmas(engine) == expected
-    # Two connections open at once: both configured (not only the first of the pool).
-    async with engine.connect() as first, engine.connect() as second:
-        for conn in (first, second):
-            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
-            assert (await conn.exec_driver_sql("PRAGMA secure_delete")).scalar() == 1
+    # Two connections open at once (a second engine: the process's pool holds one SQLite
+    # connection): both configured, not only the first one.
+    other = create_engine(str(engine.url))
+    try:
+        async with engine.connect() as first, other.connect() as second:
+            for conn in (first, second):
+                assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+                assert (await conn.exec_driver_sql("PRAGMA secure_delete")).scalar() == 1
+    finally:
+        await other.dispose()
     assert BUSY_TIMEOUT_MS >= 1000
 
 
