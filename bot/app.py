@@ -172,6 +172,8 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
         default_language=settings.default_locale,
         draft_ttl=timedelta(hours=settings.draft_ttl_hours),
         carrier_name=settings.carrier_name,
+        staff_web_url=settings.staff_web_url,
+        zns_templates=dict(settings.zalo_zns_templates),
     )
 
 
@@ -387,6 +389,13 @@ async def _start_zalo_oa(
         on_failure=token_failed,
     )
     runtime.add_adapter(ZaloOAAdapter(ZaloOAClient(http, settings.zalo_api_base_url, tokens)))
+    if settings.zalo_zns_templates:  # status updates outside the messaging window
+        from bot.channels.zalo_zns import ZaloZNSAdapter
+        from bot.zalo.zns_client import ZaloZNSClient
+
+        runtime.add_adapter(
+            ZaloZNSAdapter(ZaloZNSClient(http, settings.zalo_zns_api_base_url, tokens))
+        )
 
     async def on_unfollow(event: Unfollow) -> None:
         await runtime.customer_left("zalo", event.user_id)

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     zalo_bot_token: SecretStr | None = None
     zalo_bot_api_base_url: str = "https://bot-api.zaloplatforms.com"
     zalo_bot_webhook_secret: SecretStr | None = None
+    # ZNS template id per order status ("shipping:301234,done:301235"): status updates to a
+    # Zalo customer whose messaging window has closed go as these templates.
+    zalo_zns_templates: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    zalo_zns_api_base_url: str = "https://business.openapi.zalo.me"
+
+    staff_web_enabled: bool = False  # the staff page /staff/ on the web server
+    staff_web_public_url: str = ""  # its public address; default WEBHOOK_PUBLIC_URL
 
     webhook_host: str = "127.0.0.1"  # behind a reverse proxy (TLS); 0.0.0.0 to expose it
     webhook_port: int = Field(default=8080, ge=1, le=65535)
@@ -84,6 +91,24 @@ class Settings(BaseSettings):
             return items
         return value
 
+    @field_validator("zalo_zns_templates", mode="before")
+    @classmethod
+    def _split_templates(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        from handlers.orders.service import TRANSITIONS
+
+        templates: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            status, _, template_id = part.partition(":")
+            if status.strip() not in TRANSITIONS or not template_id.strip().isdigit():
+                raise ValueError(
+                    "expected status:template_id pairs, e.g. shipping:301234,done:301235 "
+                    f"(statuses: {', '.join(TRANSITIONS)})"
+                )
+            templates[status.strip()] = template_id.strip()
+        return templates
+
     @field_validator("token_encryption_key")
     @classmethod
     def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -107,7 +132,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "telegram_api_base_url", "zalo_api_base_url", "zalo_oauth_base_url", "zalo_bot_api_base_url"
+        "telegram_api_base_url",
+        "zalo_api_base_url",
+        "zalo_oauth_base_url",
+        "zalo_bot_api_base_url",
+        "zalo_zns_api_base_url",
     )
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -145,6 +174,15 @@ class Settings(BaseSettings):
         """The database for messages: SQLite's file path, or the URL with its password
         masked."""
         return display_url(self.resolved_database_url)
+
+    @property
+    def staff_web_url(self) -> str:
+        """The staff page's address ("" when the page is off)."""
+        if not self.staff_web_enabled:
+            return ""
+        base = self.staff_web_public_url or self.webhook_public_url
+        base = base or f"http://{self.webhook_host}:{self.webhook_port}"
+        return base.rstrip("/") + "/staff"
 
     @property
     def has_zalo_oa(self) -> bool:

@@ -120,6 +120,20 @@ class CancelReasonButton(Payload, prefix="oc"):
     reason: CancelReason
 
 
+class CarrierConfirmButton(Payload, prefix="oh"):
+    """The second step of a carrier hand-off: `check` is a digest of the slip staff were
+    shown, so a slip that changed meanwhile is shown again instead of being sent."""
+
+    order_id: RowId
+    check: Key
+
+
+class KeepOrderButton(Payload, prefix="ok"):
+    """ "Do not hand over / do not cancel": the confirmation is dismissed, nothing changes."""
+
+    order_id: RowId
+
+
 class TicketButton(Payload, prefix="cp"):
     ticket_id: RowId
     action: Literal["ack", "resolve"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
 from handlers.messages import STAFF, Button, ChannelCapabilities, Document, Inbound, Outbound
 from handlers.orders.catalog import Catalog
 from handlers.payloads import Payload
-from storage.models import ConversationState, Customer
+from storage.models import ChannelIdentity, ConversationState, Customer
 from storage.repositories import UnitOfWork
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class ShopConfig:
     inbox_keep: timedelta = timedelta(days=7)  # processed inbox rows: the dedupe window
     outbox_keep: timedelta = timedelta(days=30)  # sent rows that no edit/redaction needs
     catalog: Catalog = field(default_factory=Catalog)
+    staff_web_url: str = ""  # the staff page's public address; empty: the page is off
+    # Zalo ZNS template id per order status, for status updates outside Zalo's window.
+    zns_templates: Mapping[str, str] = field(default_factory=dict)
     # What each registered adapter can do, by its name: filled in by the runtime.
     channels: Mapping[str, ChannelCapabilities] = field(default_factory=dict)
 
@@ -60,6 +63,21 @@ class ShopConfig:
 
 
 ButtonRows = tuple[tuple[Button, ...], ...]
+
+
+def reachable_identity(identities: Sequence[ChannelIdentity]) -> ChannelIdentity | None:
+    """The account staff messages go to: the newest one not known to be unreachable."""
+    reachable = [i for i in identities if i.unreachable_since is None] or list(identities)
+    return reachable[-1] if reachable else None
+
+
+def window_end(
+    config: ShopConfig, customer: Customer, identity: ChannelIdentity
+) -> datetime | None:
+    """Until when the platform of `identity` lets the shop write to the customer (Zalo OA:
+    7 days after their last message); None where there is no such limit."""
+    window = config.capabilities(identity.channel).messaging_window
+    return None if window is None else customer.last_seen_at + window
 
 
 class AfterCommit(enum.Enum):
@@ -128,6 +146,9 @@ class Context:
     state: ConversationState | None = None
     sent: list[Outbound] = field(default_factory=list)
     after_commit: set[AfterCommit] = field(default_factory=set)
+    # Set when a message to a customer was not attempted because the platform's messaging
+    # window is closed (staff have been told to call instead).
+    window_closed: bool = False
 
     # ---- channel ----------------------------------------------------------------------------
     @property
@@ -271,12 +292,16 @@ class Context:
         params: dict[str, object] | None = None,
         buttons: ButtonRows = (),
     ) -> int | None:
-        """Message another customer (staff actions) in their own channel and language."""
-        identities = await self.uow.customers.identities_of(customer.id)
-        reachable = [i for i in identities if i.unreachable_since is None] or list(identities)
-        if not reachable:
+        """Message another customer (staff actions) in their own channel and language. Not
+        attempted (None) when they have no account, or when their platform's messaging
+        window has closed: then staff are told since when, and the number to call."""
+        identity = reachable_identity(await self.uow.customers.identities_of(customer.id))
+        if identity is None:
             return None
-        identity = reachable[-1]
+        end = window_end(self.config, customer, identity)
+        if end is not None and self.now >= end:
+            await self.window_closed_notice(customer, end)
+            return None
         lang = pick_language(customer.language, None, self.config.default_language)
         return await self.send(
             Outbound(
@@ -287,3 +312,25 @@ class Context:
             ),
             customer_id=customer.id,
         )
+
+    async def window_closed_notice(self, customer: Customer, since: datetime) -> None:
+        """Tell staff (once per action) that the customer cannot be messaged any more."""
+        if self.window_closed:
+            return
+        self.window_closed = True
+        phone = customer.phone or await self.uow.orders.latest_phone(customer.id)
+        key, values = window_notice(customer, since, phone)
+        await self.to_staff(self.staff_text(key, **values))
+
+
+def window_notice(
+    customer: Customer, since: datetime, phone: str | None
+) -> tuple[str, dict[str, object]]:
+    """The catalog key and values of the "cannot message this customer" notice."""
+    from handlers.orders.service import local_time  # orders imports this module
+    from handlers.orders.validators import format_phone_display
+
+    values: dict[str, object] = {"customer": customer.id, "since": local_time(since)}
+    if not phone:
+        return "staff.window_closed_no_phone", values
+    return "staff.window_closed", {**values, "phone": format_phone_display(phone)}

@@ -120,6 +120,9 @@ class Outbound:
     delete_after_seconds: int | None = None
     html: bool = False  # text is already-escaped HTML (staff alerts); else plain text
     tag: str | None = None  # staff-message reference, e.g. "order:12" (redaction, threading)
+    # A template notification (Zalo ZNS) instead of a chat message: {"id": template id,
+    # "phone": E.164, "data": {param: value}}; `text` is then only the staff-side summary.
+    template: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -191,6 +194,9 @@ class ChannelCapabilities:
     photos: bool = False  # users can send photos
     # How long after the user's last message the bot may still write to them (None: always).
     messaging_window: timedelta | None = None
+    # The adapter that delivers template notifications (by phone number) to this channel's
+    # users once the window has closed, when the shop configured templates; "" for none.
+    notification_channel: str = ""
 
 
 @dataclass

@@ -39,11 +39,12 @@ async def relay_to_customer(
     message_key: str,
     relayed_key: str,
     gone_key: str,
-) -> None:
+) -> bool:
     """Staff → customer: deliver `text` with catalog message `message_key` (placeholders
     `{code}`, `{text}`) in the customer's language, store it in `thread`, and confirm in the
     staff chat (`relayed_key`) — or tell staff the customer is gone (`gone_key`): erased, or
-    unreachable through the bot."""
+    unreachable through the bot (when their messaging window has closed, `to_customer` has
+    already told staff whom to call). Returns whether the message was sent."""
     text = text.strip()[:MAX_RELAY_CHARS]
     customer = await ctx.uow.customers.get(customer_id) if customer_id is not None else None
     sent = (
@@ -52,10 +53,12 @@ async def relay_to_customer(
         else None
     )
     if customer is None or sent is None:
-        await ctx.to_staff(ctx.staff_text(gone_key, code=code))
-        return
+        if not ctx.window_closed:
+            await ctx.to_staff(ctx.staff_text(gone_key, code=code))
+        return False
     await ctx.uow.relayed.add(customer.id, thread, "out", text, ctx.now, ctx.actor)
     await ctx.to_staff(ctx.staff_text(relayed_key, code=code), tag=thread)
+    return True
 
 
 async def replied_thread(ctx: Context) -> str | None:

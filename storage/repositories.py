@@ -559,6 +559,15 @@ class OrderRepository:
         )
         return result.all()
 
+    async def latest_phone(self, customer_id: int) -> str | None:
+        """The phone number of the customer's newest order that has one."""
+        return await self.session.scalar(
+            select(Order.phone)
+            .where(Order.customer_id == customer_id, Order.phone.is_not(None))
+            .order_by(Order.id.desc())
+            .limit(1)
+        )
+
     async def all_for_export(self) -> Sequence[Order]:
         result = await self.session.scalars(self._query().order_by(Order.id))
         return result.all()

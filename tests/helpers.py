@@ -379,6 +379,17 @@ class Harness:
         """A message (or button press) in the staff chat."""
         return await self.send(self.staff_inbound(text, user_id, payload, reply_to))
 
+    async def hand_to_carrier(self, order_id: int, user_id: str = STAFF_USER) -> list[Outbound]:
+        """Press the alert's "shipping" button, then confirm the slip it shows; returns what
+        was delivered after the confirmation."""
+        (question,) = [
+            m
+            for m in await self.staff(user_id=user_id, payload=f"os:{order_id}:shipping")
+            if m.buttons
+        ]
+        (confirm,) = [b for row in question.buttons for b in row if b.payload.startswith("oh:")]
+        return await self.staff(user_id=user_id, payload=confirm.payload)
+
     def mark(self) -> int:
         """A position in the delivery log, for `since()`."""
         return len(self.adapter.sent)

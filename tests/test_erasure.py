@@ -98,7 +98,7 @@ async def test_erased_personal_data_is_gone_from_the_database_and_wal_bytes(
     anh_order = next(o for o in await harness.orders() if o.code == anh_code)
     await harness.say("1", ANH_MESSAGE)
     await harness.staff(f"{anh_code} {STAFF_ANSWER}")
-    await harness.staff(payload=f"os:{anh_order.id}:shipping")  # the carrier slip, too
+    await harness.hand_to_carrier(anh_order.id)  # the carrier slip, too
     await harness.say("1", "/mydata")
     await harness.press("1", "rights:edit:address")  # an unfinished edit draft
     await harness.say("1", "Hanoi")

@@ -19,7 +19,8 @@ import pytest
 
 from handlers.context import ShopConfig
 from handlers.messages import STAFF, Outbound
-from handlers.orders.staff import EXPORT_COLUMNS
+from handlers.orders.export import COLUMNS
+from handlers.orders.service import ACTIONS
 from storage.models import AuditEntry, Disclosure, Order, OutboxMessage, RelayedMessage
 from tests.helpers import (
     FakeClock,
@@ -80,12 +81,7 @@ async def test_claim_contacted_shipping_done_edit_the_alert_and_notify_the_custo
     order = await harness.order(code)
     alert = await alert_row(harness, order)
     buttons = flat_buttons(next(m for m in harness.delivered(STAFF) if "🆕" in m.text))
-    assert [b.payload for b in buttons] == [
-        f"os:{order.id}:claimed",
-        f"os:{order.id}:contacted",
-        f"os:{order.id}:shipping",
-        f"os:{order.id}:cancelled",
-    ]
+    assert [b.payload for b in buttons] == [f"os:{order.id}:{s}" for s in ACTIONS]
 
     steps = [
         ("claimed", STAFF_MEMBER, {}),
@@ -95,7 +91,12 @@ async def test_claim_contacted_shipping_done_edit_the_alert_and_notify_the_custo
     ]
     for status, staff_user, params in steps:
         mark = harness.mark()
-        replies = await harness.staff(user_id=staff_user, payload=f"os:{order.id}:{status}")
+        if status == "shipping":
+            await harness.hand_to_carrier(order.id, staff_user)
+            replies = harness.since(mark)[1:]  # after the confirmation question
+            mark += 1
+        else:
+            replies = await harness.staff(user_id=staff_user, payload=f"os:{order.id}:{status}")
 
         (edited,) = edits(replies)
         assert edited.edit_of == alert.id
@@ -135,8 +136,8 @@ async def test_an_invalid_transition_is_refused_with_a_note_and_changes_nothing(
 ) -> None:
     code = await harness.place_order("1")
     order = await harness.order(code)
-    for status in ("shipping", "done"):
-        await harness.staff(payload=f"os:{order.id}:{status}")
+    await harness.hand_to_carrier(order.id)
+    await harness.staff(payload=f"os:{order.id}:done")
     outbox_before = len(await harness.outbox_rows())
 
     replies = await harness.staff(payload=f"os:{order.id}:shipping")  # done → shipping
@@ -183,6 +184,7 @@ async def test_cancel_asks_for_a_reason_and_the_customer_gets_it(harness: Harnes
         f"oc:{order.id}:customer_request",
         f"oc:{order.id}:out_of_stock",
         f"oc:{order.id}:unreachable",
+        f"ok:{order.id}",  # "keep the order": the confirmation can be declined
     ]
     assert (await harness.order(code)).status == "new"  # not yet
 
@@ -321,7 +323,7 @@ async def test_the_carrier_slip_has_exactly_code_name_phone_address_and_is_discl
     )
 
     order = await harness.order(code)
-    replies = await harness.staff(payload=f"os:{order.id}:shipping")
+    replies = await harness.hand_to_carrier(order.id)
 
     slips = [m for m in to_chat(replies, STAFF) if m.edit_of is None]
     assert len(slips) == 1
@@ -424,7 +426,7 @@ async def test_customer_markup_is_escaped_everywhere_in_the_staff_chat(harness: 
     order = await harness.order(code)
     await harness.say("1", relay)
     await harness.staff(payload=f"os:{order.id}:claimed")
-    await harness.staff(payload=f"os:{order.id}:shipping")
+    await harness.hand_to_carrier(order.id)
     await harness.staff(f"/order {code}")
     await harness.staff("/orders")
     await harness.staff("/find Lan")
@@ -553,7 +555,9 @@ async def test_staff_order_code_shows_the_full_alert(harness: Harness) -> None:
     assert missing.text == html.escape(tr("order.staff.not_found"))
 
 
-async def test_staff_export_is_a_utf8_bom_csv_with_one_row_per_order(harness: Harness) -> None:
+async def test_staff_export_is_a_csv_a_vietnamese_office_opens_as_it_is(
+    harness: Harness,
+) -> None:
     await harness.place_order("1", full_name="Nguyễn Thị Lan", request="SD-001")
     await harness.place_order(
         "2",
@@ -562,30 +566,41 @@ async def test_staff_export_is_a_utf8_bom_csv_with_one_row_per_order(harness: Ha
         email="tram@example.com",
         request='Tranh "sen" khổ lớn,\nkhung gỗ',
     )
-    await harness.place_order("1", full_name="Nguyễn Thị Lan", request="DH-005")
+    third = await harness.place_order("1", full_name="Nguyễn Thị Lan", request="DH-005")
+    await harness.staff(f"/cancel {third} khách đổi ý")
 
     (message,) = await harness.staff("/export")
     assert message.chat_id == STAFF
     document = message.document
     assert document is not None
     assert document.filename.endswith(".csv") and document.mime_type == "text/csv"
+    assert document.filename.startswith("don-hang-20260115-")  # Viet Nam time
     assert document.content.startswith(b"\xef\xbb\xbf")  # the UTF-8 BOM Excel needs
     assert message.text == html.escape(tr("order.staff.export_ready", count=3))
 
     rows = list(csv.reader(io.StringIO(document.content.decode("utf-8-sig"))))
-    header, body = rows[0], rows[1:]
-    assert tuple(header) == EXPORT_COLUMNS
+    header, body, totals = rows[0], rows[1:-1], rows[-1]
+    assert header == [tr(f"staff.csv.{column}") for column in COLUMNS]
+    assert header[:5] == ["Mã đơn", "Trạng thái", "Ngày đặt", "Họ tên", "Điện thoại"]
     assert len(body) == 3
-    records = [dict(zip(header, row, strict=True)) for row in body]
-    assert len({r["code"] for r in records}) == 3
+    records = [dict(zip(COLUMNS, row, strict=True)) for row in body]
     tram = records[1]
     assert tram["full_name"] == "Đặng Thùy Trâm"  # Vietnamese intact
     assert tram["address"] == "48 Tràng Tiền, Hoàn Kiếm, Hà Nội"
-    assert tram["phone"] == "+84912345678" and tram["email"] == "tram@example.com"
+    assert tram["phone"] == "0912 345 678"  # local format: text, the leading 0 stays
+    assert tram["email"] == "tram@example.com"
     assert tram["request_text"] == 'Tranh "sen" khổ lớn,\nkhung gỗ'
+    assert re.fullmatch(r"15/01/2026 10:\d\d", tram["created_at"])  # UTC+7, dd/mm/yyyy HH:MM
     assert records[0]["product_name"].startswith("Phố cổ Hà Nội mùa thu")
     assert records[0]["price_vnd"] == "4500000"
-    assert [r["status"] for r in records] == ["new", "new", "new"]
+    assert [r["status"] for r in records] == [
+        tr("order.status.new"),
+        tr("order.status.new"),
+        tr("order.status.cancelled"),
+    ]
+    assert totals[0] == tr("staff.csv.total_orders", count=3)
+    prices = [int(r["price_vnd"]) for r in records[:2] if r["price_vnd"]]
+    assert totals[COLUMNS.index("price_vnd")] == str(sum(prices))  # cancelled not counted
     assert [a.action for a in await harness.rows(AuditEntry)][-1] == "orders_exported"
 
 

@@ -212,7 +212,7 @@ async def rich_customer(harness: Harness) -> str:
     await harness.say("1", "Em ở nhà buổi chiều ạ")
     await harness.staff(f"{code} Dạ shop giao chiều thứ bảy ạ")
     await harness.staff(payload=f"os:{order.id}:claimed")
-    await harness.staff(payload=f"os:{order.id}:shipping")
+    await harness.hand_to_carrier(order.id)
     return code
 
 
@@ -346,10 +346,10 @@ async def test_editing_a_field_validates_and_updates_profile_and_unshipped_order
     harness: Harness, field: str, bad: str, reason: str, good: str, stored: str
 ) -> None:
     shipped = await harness.place_order("1", email="old@example.com")
-    await harness.staff(payload=f"os:{(await harness.order(shipped)).id}:shipping")
+    await harness.hand_to_carrier((await harness.order(shipped)).id)
     done = await harness.place_order("1", email="old@example.com")
     done_id = (await harness.order(done)).id
-    await harness.staff(payload=f"os:{done_id}:shipping")
+    await harness.hand_to_carrier(done_id)
     await harness.staff(payload=f"os:{done_id}:done")
     open_code = await harness.place_order("1", email="old@example.com")
     before = {o.code: getattr(o, field) for o in await harness.orders()}
@@ -528,7 +528,7 @@ async def test_delete_explains_lists_open_orders_and_keep_changes_nothing(
     open_code = await harness.place_order("1")
     done_code = await harness.place_order("1")
     done_id = (await harness.order(done_code)).id
-    await harness.staff(payload=f"os:{done_id}:shipping")
+    await harness.hand_to_carrier(done_id)
     await harness.staff(payload=f"os:{done_id}:done")
 
     (question,) = await harness.say("1", "/delete")

@@ -178,6 +178,12 @@ async def test_full_order_staff_alert_claim_and_customer_notification(
                         "callback_data": f"os:{order.id}:shipping",
                     },
                     {
+                        "text": tr("order.action.done"),
+                        "callback_data": f"os:{order.id}:done",
+                    },
+                ],
+                [
+                    {
                         "text": tr("order.action.cancelled"),
                         "callback_data": f"os:{order.id}:cancelled",
                     },
@@ -208,10 +214,9 @@ async def test_full_order_staff_alert_claim_and_customer_notification(
         assert edit["parse_mode"] == "HTML"
         assert f"<b>{tr('order.alert.status')}:</b> {tr('order.status.claimed')}" in edit["text"]
         assert f"{tr('order.status.claimed')} — {STAFF_NAME}" in edit["text"]
-        assert [b["callback_data"] for b in inline_buttons(edit)] == [
-            f"os:{order.id}:contacted",
-            f"os:{order.id}:shipping",
-            f"os:{order.id}:cancelled",
+        assert [b["callback_data"] for b in inline_buttons(edit)] == [  # the same places
+            f"os:{order.id}:{status}"
+            for status in ("claimed", "contacted", "shipping", "done", "cancelled")
         ]
         assert sends_to(calls, STAFF_CHAT) == []  # edited in place, no new staff message
         (notification,) = sends_to(calls, CUSTOMER)
@@ -273,7 +278,7 @@ async def test_documents_are_sent_as_files(api: FakeTelegramAPI, tmp_path: Path)
         assert csv_file.failed is None and csv_file["chat_id"] == STAFF_CHAT
         assert csv_file["parse_mode"] == "HTML"
         content = csv_file["document"].content.decode("utf-8-sig")
-        assert content.splitlines()[0].startswith("code,status,created_at,full_name")
+        assert content.splitlines()[0].startswith("Mã đơn,Trạng thái,Ngày đặt,Họ tên")
         assert code in content and ORDER_NAME in content
 
 

@@ -50,6 +50,7 @@ class ZaloOAAdapter:
         documents=True,
         photos=True,
         messaging_window=CONSULTATION_WINDOW,
+        notification_channel="zns",  # bot/channels/zalo_zns.py, when templates are configured
     )
 
     def __init__(

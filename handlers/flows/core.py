@@ -83,6 +83,9 @@ async def _set_language(ctx: Context, lang: str) -> None:
 @router.payload(BadChoice, locked_ok=True, everywhere=True)
 async def bad_choice(ctx: Context, choice: BadChoice) -> None:
     """A typed button number that the latest message does not have (numbered-button channels)."""
+    if ctx.inbound.from_staff_chat:  # staff are addressed as staff, not as customers
+        await ctx.to_staff(ctx.staff_text("staff.no_such_button", number=choice.number))
+        return
     await ctx.reply(ctx.tr("console.no_such_button", number=choice.number))
 
 

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta, timezone
 from typing import cast
 
 from handlers.buttons import OrderStatus, OrderStatusButton
-from handlers.context import ButtonRows, Context
-from handlers.i18n import t
-from handlers.messages import Button
+from handlers.context import ButtonRows, Context, reachable_identity, window_end
+from handlers.i18n import LANGUAGES, t
+from handlers.messages import Button, Outbound
 from handlers.orders.catalog import format_vnd
 from handlers.orders.validators import format_phone_display
-from storage.models import Order, OrderStatusChange
+from handlers.text import fold
+from storage.models import Customer, Order, OrderStatusChange
 from storage.tags import Tag
 
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving in Viet Nam
@@ -40,6 +41,19 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 CARRIER_FIELDS = ("code", "full_name", "phone", "address")  # data minimization: nothing else
 
+# The alert's buttons, always all of them in this order while the order is open, so a
+# button keeps its place (and its number on numbered channels) across status changes;
+# one not allowed from the current status is refused with a note when pressed.
+ACTIONS = (CLAIMED, CONTACTED, SHIPPING, DONE, CANCELLED)
+STATUS_ICONS = {
+    NEW: "🆕",
+    CLAIMED: "🙋",
+    CONTACTED: "📞",
+    SHIPPING: "🚚",
+    DONE: "✅",
+    CANCELLED: "✖️",
+}
+
 
 def order_tag(order: Order) -> str:
     return str(Tag("order", order.id))
@@ -51,6 +65,28 @@ def local_time(moment: datetime) -> str:
 
 def status_label(lang: str, status: str) -> str:
     return t(lang, f"order.status.{status}")
+
+
+def parse_status(typed: str) -> str | None:
+    """The status staff mean by `typed`: its key ("shipping") or its name in either
+    language, with or without diacritics, whole or its beginning ("dang giao", "Đã hủy",
+    "huy"); None when it names no status or several."""
+    wanted = fold(typed)
+    if not wanted:
+        return None
+    names = {
+        status: {status} | {fold(status_label(lang, status)) for lang in LANGUAGES}
+        for status in TRANSITIONS
+    }
+    exact = [status for status, folded in names.items() if wanted in folded]
+    if exact:
+        return exact[0]
+    matches = [
+        status
+        for status, folded in names.items()
+        if any(name.startswith(wanted) or name.endswith(f" {wanted}") for name in folded)
+    ]
+    return matches[0] if len(matches) == 1 else None
 
 
 def product_line(lang: str, order: Order, name: str | None = None) -> str | None:
@@ -76,8 +112,17 @@ def render_alert(ctx: Context, order: Order) -> str:
     def row(key: str, value: str | None) -> str:
         return f"<b>{e(t(lang, key))}:</b> {e(value) if value else '—'}"
 
+    if order.status == NEW:
+        title = t(lang, "order.alert.title", code=order.code)
+    else:
+        title = t(
+            lang,
+            "order.alert.title_status",
+            code=order.code,
+            status=status_label(lang, order.status),
+        )
     lines = [
-        f"🆕 <b>{e(t(lang, 'order.alert.title', code=order.code))}</b>",
+        f"{STATUS_ICONS.get(order.status, '')} <b>{e(title)}</b>",
         row("order.alert.time", local_time(order.created_at)),
         row("order.field.full_name", order.full_name),
         row("order.field.phone", format_phone_display(order.phone) if order.phone else None),
@@ -109,16 +154,17 @@ def render_alert(ctx: Context, order: Order) -> str:
 
 
 def alert_buttons(ctx: Context, order: Order) -> ButtonRows:
-    """One-tap status buttons for the statuses reachable from the current one."""
+    """The one-tap status buttons: every action in fixed places while the order is open
+    (see `ACTIONS`), none once it is done or cancelled."""
+    if not TRANSITIONS[order.status]:
+        return ()
     lang = ctx.config.default_language
-    allowed = TRANSITIONS[order.status]
     buttons = [
         Button(
             t(lang, f"order.action.{status}"),
             OrderStatusButton(order.id, cast(OrderStatus, status)).pack(),
         )
-        for status in (CLAIMED, CONTACTED, SHIPPING, DONE, CANCELLED)
-        if status in allowed
+        for status in ACTIONS
     ]
     return tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
 
@@ -148,11 +194,47 @@ def record_status(
 
 
 async def notify_customer(ctx: Context, order: Order, key: str, **params: object) -> None:
+    """Tell the order's customer about its new status: in their chat, or — once their
+    platform's messaging window has closed — as a template notification where the shop
+    configured one for this status (`ShopConfig.zns_templates`)."""
     if order.customer_id is None:
         return
     customer = await ctx.uow.customers.get(order.customer_id)
-    if customer is not None:
+    if customer is None:
+        return
+    if not await _template_notification(ctx, customer, order):
         await ctx.to_customer(customer, key, {"code": order.code, **params})
+
+
+async def _template_notification(ctx: Context, customer: Customer, order: Order) -> bool:
+    identity = reachable_identity(await ctx.uow.customers.identities_of(customer.id))
+    if identity is None:
+        return False
+    end = window_end(ctx.config, customer, identity)
+    channel = ctx.config.capabilities(identity.channel).notification_channel
+    template_id = ctx.config.zns_templates.get(order.status)
+    phone = order.phone or customer.phone
+    if end is None or ctx.now < end or not (channel and template_id and phone):
+        return False
+    label = status_label(ctx.config.default_language, order.status)
+    await ctx.send(
+        Outbound(
+            channel=channel,
+            chat_id=identity.chat_id,
+            text=f"{order.code}: {label}",
+            template={
+                "id": template_id,
+                "phone": phone,
+                "data": {"order_code": order.code, "status": label},
+            },
+        ),
+        customer_id=customer.id,
+    )
+    await ctx.to_staff(
+        ctx.staff_text("order.staff.zns_sent", code=order.code, since=local_time(end)),
+        tag=order_tag(order),
+    )
+    return True
 
 
 def carrier_slip(ctx: Context, order: Order) -> str:

@@ -1,9 +1,12 @@
 """The staff side of orders, in the staff group chat.
 
-- One-tap status buttons on the alert (`os:<order id>:<status>`): claim, contacted,
-  shipping (= carrier hand-off: slip + disclosure), done, cancel (asks for a reason).
+- Status buttons on the alert (`os:<order id>:<status>`), always the same five in the same
+  places while the order is open: claim, contacted, shipping, done, cancel. Shipping (the
+  carrier hand-off: slip + disclosure) first shows exactly what the carrier will get and
+  waits for "confirm" (`oh:<id>:<slip digest>`); cancel asks for a reason, or "keep".
 - Replies to an alert (or `CODE text`) are relayed to the customer, signed as the shop.
 - Commands: /orders [status], /order CODE, /find <phone or name>, /export, /cancel CODE reason.
+  Statuses are typed in Vietnamese or English, with or without diacritics.
 
 Every payload is re-checked here: the route is staff-only, the order must exist, and the
 transition must be allowed from the order's current status.
@@ -11,28 +14,36 @@ transition must be allowed from the order's current status.
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import html
-import io
 import re
 from collections.abc import Sequence
 from typing import get_args
 
-from handlers.buttons import CancelReason, CancelReasonButton, OrderStatusButton
+from handlers.buttons import (
+    CancelReason,
+    CancelReasonButton,
+    CarrierConfirmButton,
+    KeepOrderButton,
+    OrderStatusButton,
+)
 from handlers.context import Context
 from handlers.i18n import t
 from handlers.messages import Button, Document
 from handlers.orders import codes
+from handlers.orders.export import local_stamp, orders_csv
 from handlers.orders.service import (
     CANCELLED,
     CARRIER_FIELDS,
     CLAIMED,
     SHIPPING,
     TRANSITIONS,
+    alert_buttons,
     carrier_slip,
     local_time,
     notify_customer,
     order_tag,
+    parse_status,
     record_status,
     refresh_alert,
     render_alert,
@@ -65,19 +76,76 @@ async def status_button(ctx: Context, button: OrderStatusButton) -> None:
         return
     target = button.status
     if target not in TRANSITIONS[order.status]:
-        await ctx.to_staff(
-            ctx.staff_text(
-                "order.staff.invalid_transition",
-                code=order.code,
-                current=status_label(ctx.config.default_language, order.status),
-                target=status_label(ctx.config.default_language, target),
-            )
-        )
+        await _refuse_transition(ctx, order, target)
         return
     if target == CANCELLED:
         await _ask_cancel_reason(ctx, order)
         return
+    if target == SHIPPING:
+        await _confirm_carrier(ctx, order)
+        return
     await change_status(ctx, order, target)
+
+
+def slip_check(slip: str) -> str:
+    """A short digest of a carrier slip: the confirmation button carries it."""
+    return hashlib.sha256(slip.encode("utf-8")).hexdigest()[:12]
+
+
+async def _confirm_carrier(ctx: Context, order: Order) -> None:
+    """Show the carrier slip as it will be shared and ask for confirmation."""
+    slip = carrier_slip(ctx, order)
+    lang = ctx.config.default_language
+    buttons = (
+        (
+            Button(
+                t(lang, "staff.carrier.confirm_btn", carrier=ctx.config.carrier_name),
+                CarrierConfirmButton(order.id, slip_check(slip)).pack(),
+            ),
+            Button(t(lang, "staff.carrier.keep_btn"), KeepOrderButton(order.id).pack()),
+        ),
+    )
+    text = ctx.staff_text("staff.carrier.confirm", code=order.code, carrier=ctx.config.carrier_name)
+    await ctx.to_staff(f"{text}\n\n{html.escape(slip)}", buttons, tag=order_tag(order))
+
+
+@router.payload(CarrierConfirmButton, staff=True, refused_key="order.staff.not_found")
+async def carrier_confirmed(ctx: Context, button: CarrierConfirmButton) -> None:
+    order = await _live_order(ctx, button.order_id)
+    if order is None:
+        return
+    if SHIPPING not in TRANSITIONS[order.status]:
+        await _refuse_transition(ctx, order, SHIPPING)
+        return
+    if button.check != slip_check(carrier_slip(ctx, order)):
+        await ctx.to_staff(ctx.staff_text("staff.carrier.changed", code=order.code))
+        await _confirm_carrier(ctx, order)
+        return
+    await change_status(ctx, order, SHIPPING)
+
+
+@router.payload(KeepOrderButton, staff=True, refused_key="order.staff.not_found")
+async def keep_order(ctx: Context, button: KeepOrderButton) -> None:
+    order = await _live_order(ctx, button.order_id)
+    if order is not None:
+        await ctx.to_staff(
+            ctx.staff_text(
+                "staff.order.kept",
+                code=order.code,
+                status=status_label(ctx.config.default_language, order.status),
+            )
+        )
+
+
+async def _refuse_transition(ctx: Context, order: Order, target: str) -> None:
+    await ctx.to_staff(
+        ctx.staff_text(
+            "order.staff.invalid_transition",
+            code=order.code,
+            current=status_label(ctx.config.default_language, order.status),
+            target=status_label(ctx.config.default_language, target),
+        )
+    )
 
 
 async def change_status(ctx: Context, order: Order, target: str, note: str | None = None) -> None:
@@ -123,8 +191,12 @@ async def _ask_cancel_reason(ctx: Context, order: Order) -> None:
             ),
         )
         for reason in CANCEL_REASONS
+    ) + ((Button(t(lang, "staff.cancel.keep_btn"), KeepOrderButton(order.id).pack()),),)
+    await ctx.to_staff(
+        ctx.staff_text("order.staff.ask_cancel_reason", code=order.code),
+        buttons,
+        tag=order_tag(order),
     )
-    await ctx.to_staff(ctx.staff_text("order.staff.ask_cancel_reason", code=order.code), buttons)
 
 
 @router.payload(CancelReasonButton, staff=True, refused_key="order.staff.not_found")
@@ -143,7 +215,10 @@ async def cancel_reason_button(ctx: Context, button: CancelReasonButton) -> None
 
 @router.command("cancel", staff=True, help_key="help.staff.cancel")
 async def cancel_command(ctx: Context) -> None:
-    code_text, _, reason = ctx.inbound.args.partition(" ")
+    code_text, _, reason = ctx.inbound.args.strip().partition(" ")
+    if not code_text:
+        await ctx.to_staff(ctx.staff_text("order.staff.cancel_usage"))
+        return
     order = await _order_by_typed_code(ctx, code_text)
     if order is None:
         return
@@ -192,10 +267,16 @@ async def staff_reply(ctx: Context) -> bool:
         order = await ctx.uow.orders.by_code(code) if code else None
         if order is None:
             return False
-    if not text:
+    await reply_to_order(ctx, order, text)
+    return True
+
+
+async def reply_to_order(ctx: Context, order: Order, text: str) -> bool:
+    """Staff → the order's customer, signed as the shop; False when nothing was sent."""
+    if not text.strip():
         await ctx.to_staff(ctx.staff_text("order.staff.empty_relay"))
-        return True
-    await relay_to_customer(
+        return False
+    sent = await relay_to_customer(
         ctx,
         order.customer_id,
         order_tag(order),
@@ -205,7 +286,8 @@ async def staff_reply(ctx: Context) -> bool:
         relayed_key="order.staff.relayed",
         gone_key="order.staff.customer_gone",
     )
-    return True
+    await ctx.audit("order_replied", subject=order.code)
+    return sent
 
 
 # ---- staff commands ------------------------------------------------------------------------
@@ -213,11 +295,12 @@ async def staff_reply(ctx: Context) -> bool:
 
 @router.command("orders", staff=True, help_key="help.staff.orders")
 async def list_orders(ctx: Context) -> None:
-    status = ctx.inbound.args.strip().lower() or None
-    if status is not None and status not in TRANSITIONS:
-        await ctx.to_staff(
-            ctx.staff_text("order.staff.bad_status", statuses=", ".join(TRANSITIONS))
-        )
+    typed = ctx.inbound.args.strip()
+    status = parse_status(typed) if typed else None
+    if typed and status is None:
+        lang = ctx.config.default_language
+        names = ", ".join(status_label(lang, s) for s in TRANSITIONS)
+        await ctx.to_staff(ctx.staff_text("order.staff.bad_status", statuses=names))
         return
     orders = await ctx.uow.orders.listing(status)
     await ctx.to_staff(_listing(ctx, orders))
@@ -239,9 +322,14 @@ def _listing(ctx: Context, rows: Sequence[Order]) -> str:
 
 @router.command("order", staff=True, help_key="help.staff.order")
 async def show_order(ctx: Context) -> None:
+    if not ctx.inbound.args.strip():
+        await ctx.to_staff(ctx.staff_text("staff.order.usage"))
+        return
     order = await _order_by_typed_code(ctx, ctx.inbound.args)
     if order is not None:
-        await ctx.to_staff(render_alert(ctx, order), tag=order_tag(order))
+        await ctx.to_staff(
+            render_alert(ctx, order), alert_buttons(ctx, order), tag=order_tag(order)
+        )
 
 
 @router.command("find", staff=True, help_key="help.staff.find")
@@ -263,64 +351,18 @@ async def find_orders(ctx: Context) -> None:
     await ctx.to_staff(_listing(ctx, orders))
 
 
-EXPORT_COLUMNS = (
-    "code",
-    "status",
-    "created_at",
-    "full_name",
-    "phone",
-    "address",
-    "email",
-    "product_code",
-    "product_name",
-    "price_vnd",
-    "request_text",
-    "channel",
-    "language",
-)
-
-
-def _cell(value: object) -> object:
-    """Customer text starting with = + - @ (or a tab/CR) would run as a formula in Excel.
-    Phones are E.164 ("+84…") from the validator, so they are left as they are."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @router.command("export", staff=True, help_key="help.staff.export")
 async def export_orders(ctx: Context) -> None:
-    """All orders as CSV, UTF-8 with BOM so that Excel shows Vietnamese correctly.
-    Every customer's personal data at once: staff admins only, audited."""
+    """All orders as CSV for a Vietnamese office (see `orders_csv`). Every customer's
+    personal data at once: staff admins only, audited."""
     if await ctx.refuse_unless_admin():
         return
     orders = await ctx.uow.orders.all_for_export()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_COLUMNS)
-    for order in orders:
-        writer.writerow(
-            [
-                order.code,
-                order.status,
-                order.created_at.isoformat(),
-                _cell(order.full_name or ""),
-                order.phone or "",
-                _cell(order.address or ""),
-                _cell(order.email or ""),
-                order.product_code or "",
-                order.product_name or "",
-                order.price_vnd if order.price_vnd is not None else "",
-                _cell(order.request_text or ""),
-                order.channel,
-                order.language,
-            ]
-        )
-    content = ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    content = orders_csv(ctx.config.default_language, orders)
     await ctx.audit("orders_exported", detail=f"rows={len(orders)}")
     await ctx.to_staff(
         ctx.staff_text("order.staff.export_ready", count=len(orders)),
         document=Document(
-            filename=f"orders-{ctx.now:%Y%m%d-%H%M}.csv", content=content, mime_type="text/csv"
+            filename=f"don-hang-{local_stamp(ctx.now)}.csv", content=content, mime_type="text/csv"
         ),
     )

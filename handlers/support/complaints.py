@@ -8,12 +8,16 @@ after consent (a complaint stores personal free text):
     → review → ticket "KN-XXXXX", staff alert, confirmation to the customer.
 
 Lifecycle of every ticket (complaint "KN-", return "DT-", warranty "BH-"):
-    open ──(staff: ✅ acknowledge, `cp:<id>:ack`)──▶ acknowledged
+    open ──(staff: ✅ acknowledge, `cp:<id>:ack`, or a first interim reply)──▶ acknowledged
          ──(staff: `/resolve CODE response`, or a reply to the resolve prompt)──▶ resolved
 The customer is told at each step; the response is sent to them. A suspected data leak is
 urgent: its alert says so and mentions the staff admins. Open tickets nobody acknowledged
 are re-announced in the staff chat (`reannounce_due`, called by the runtime's periodic job)
 after 4 hours, urgent ones after 1 hour.
+
+Interim replies, without closing the ticket: `/reply CODE text`, "CODE text", or a reply
+to the ticket's alert; the customer gets it signed by the shop. `/reply` takes every code
+staff use (TK-, KN-, DT-, BH-, VAV-), so there is one way to answer anyone.
 
 `/complaints` lists the customer's own tickets; staff `/tickets` lists unresolved ones.
 """
@@ -33,10 +37,13 @@ from handlers.errors import InvalidInput
 from handlers.flows.consent import after_consent
 from handlers.i18n import pick_language, t
 from handlers.messages import Button, mention
+from handlers.orders import codes
 from handlers.orders.service import local_time, order_tag
+from handlers.orders.staff import reply_to_order
 from handlers.orders.validators import PHOTOS_MAX, parse_photos
+from handlers.relay import relay_to_customer, replied_thread
 from handlers.router import Composition, Router
-from handlers.support.talk import leading_code, new_support_code
+from handlers.support.talk import THREAD_PREFIX, answer_in_thread, leading_code, new_support_code
 from handlers.text import fold, word_set
 from storage.models import Customer, Order
 from storage.repositories import UnitOfWork
@@ -447,14 +454,18 @@ async def ticket_button(ctx: Context, button: TicketButton) -> None:
         await ask_resolution(ctx, ticket)
 
 
-async def acknowledge(ctx: Context, ticket: Ticket) -> None:
-    if ticket.status != OPEN:
-        await _already(ctx, ticket)
-        return
+def _mark_acknowledged(ctx: Context, ticket: Ticket) -> None:
     ticket.status = ACKNOWLEDGED
     ticket.acknowledged_at = ctx.now
     ticket.acknowledged_by = ctx.actor
     ticket.acknowledged_by_name = ctx.inbound.user_display_name[:100] or None
+
+
+async def acknowledge(ctx: Context, ticket: Ticket) -> None:
+    if ticket.status != OPEN:
+        await _already(ctx, ticket)
+        return
+    _mark_acknowledged(ctx, ticket)
     await ctx.audit("ticket_acknowledged", subject=ticket.code)
     customer = await _customer_of(ctx, ticket)
     await _refresh_alert(ctx, ticket, customer)
@@ -515,8 +526,14 @@ async def resolve(ctx: Context, ticket: Ticket, response: str) -> None:
             "support.notify.resolved",
             {"code": ticket.code, "what": describe(lang, ticket), "response": response},
         )
-    key = "support.staff.resolved" if sent is not None else "support.staff.customer_gone"
-    await ctx.to_staff(ctx.staff_text(key, code=ticket.code), tag=ticket_tag(ticket))
+    if sent is not None:
+        await ctx.to_staff(
+            ctx.staff_text("support.staff.resolved", code=ticket.code), tag=ticket_tag(ticket)
+        )
+    elif not ctx.window_closed:  # else staff were already told whom to call
+        await ctx.to_staff(
+            ctx.staff_text("support.staff.customer_gone", code=ticket.code), tag=ticket_tag(ticket)
+        )
 
 
 def leading_ticket_code(text: str) -> tuple[str | None, str]:
@@ -557,6 +574,86 @@ async def resolution_reply(ctx: Context) -> bool:
         return True
     await resolve(ctx, ticket, ctx.inbound.text)
     return True
+
+
+async def interim_reply(ctx: Context, ticket: Ticket, text: str) -> bool:
+    """An answer to the customer that leaves the ticket open (a first answer acknowledges
+    an open ticket); False when nothing was sent."""
+    if not text.strip():
+        await ctx.to_staff(ctx.staff_text("talk.staff.empty"))
+        return False
+    if ticket.status == RESOLVED:
+        await _already(ctx, ticket)
+        return False
+    sent = await relay_to_customer(
+        ctx,
+        ticket.customer_id,
+        ticket_tag(ticket),
+        ticket.code,
+        text,
+        message_key="staff.ticket_message",
+        relayed_key="staff.ticket.relayed",
+        gone_key="support.staff.customer_gone",
+    )
+    if not sent:
+        return False
+    await ctx.audit("ticket_replied", subject=ticket.code)
+    if ticket.status == OPEN:
+        _mark_acknowledged(ctx, ticket)
+        await _refresh_alert(ctx, ticket, await _customer_of(ctx, ticket))
+    return True
+
+
+@router.staff_text
+async def ticket_reply(ctx: Context) -> bool:
+    """A reply to a ticket's alert, or "KN-XXXXX text", is an interim reply."""
+    text = ctx.inbound.text.strip()
+    ticket: Ticket | None = None
+    tag = Tag.parse(await replied_thread(ctx))
+    if tag is not None and tag.kind == "ticket":
+        ticket = await ctx.uow.support.ticket(tag.id)
+    if ticket is None:
+        code, rest = leading_ticket_code(text)
+        if code is None:
+            return False
+        ticket = await ctx.uow.support.ticket_by_code(code)
+        if ticket is None:
+            await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+            return True
+        text = rest
+    await interim_reply(ctx, ticket, text)
+    return True
+
+
+@router.command("reply", staff=True, help_key="help.staff.reply")
+async def reply_command(ctx: Context) -> None:
+    """`/reply CODE text` for every code: a talk-to-staff thread, a ticket or an order."""
+    args = ctx.inbound.args
+    code, text = leading_code(args, THREAD_PREFIX)
+    if code is not None:
+        thread = await ctx.uow.support.thread_by_code(code)
+        if thread is None:
+            await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
+        else:
+            await answer_in_thread(ctx, thread, text)
+        return
+    code, text = leading_ticket_code(args)
+    if code is not None:
+        ticket = await ctx.uow.support.ticket_by_code(code)
+        if ticket is None:
+            await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
+        else:
+            await interim_reply(ctx, ticket, text)
+        return
+    code, text = leading_code(args, codes.ORDER_PREFIX)
+    if code is not None:
+        order = await ctx.uow.orders.by_code(code)
+        if order is None or order.erased_at is not None:
+            await ctx.to_staff(ctx.staff_text("order.staff.not_found"))
+        else:
+            await reply_to_order(ctx, order, text)
+        return
+    await ctx.to_staff(ctx.staff_text("talk.staff.reply_usage"))
 
 
 @router.command("tickets", staff=True, help_key="help.staff.tickets")

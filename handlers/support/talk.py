@@ -6,7 +6,8 @@ with a "close" button (`tk:<id>:close`). While the thread is open, every free-te
 of the customer is relayed to the staff chat under that alert.
 
 Staff side: a reply to any message of the thread (Telegram), "TK-XXXXX text" or
-`/reply TK-XXXXX text` goes back to the customer; the close button or `/close TK-XXXXX` ends
+`/reply TK-XXXXX text` (declared with the ticket replies in complaints.py) goes back to the
+customer; the close button or `/close TK-XXXXX` ends
 the conversation and the customer is told.
 
 The relay itself is `handlers/relay.py`, shared with order conversations.
@@ -168,27 +169,16 @@ async def staff_reply(ctx: Context) -> bool:
     return True
 
 
-@router.command("reply", staff=True, help_key="help.staff.reply")
-async def reply_command(ctx: Context) -> None:
-    code, text = leading_code(ctx.inbound.args, THREAD_PREFIX)
-    if code is None:
-        await ctx.to_staff(ctx.staff_text("talk.staff.reply_usage"))
-        return
-    thread = await ctx.uow.support.thread_by_code(code)
-    if thread is None:
-        await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
-        return
-    await answer_in_thread(ctx, thread, text)
-
-
-async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> None:
+async def answer_in_thread(ctx: Context, thread: SupportThread, text: str) -> bool:
+    """Staff → the thread's customer; False when nothing was sent."""
     if not text.strip():
         await ctx.to_staff(ctx.staff_text("talk.staff.empty"))
-        return
+        return False
     if thread.closed_at is not None:
         await ctx.to_staff(ctx.staff_text("talk.staff.already_closed", code=thread.code))
-        return
-    await relay_to_customer(
+        return False
+    await ctx.audit("support_thread_replied", subject=thread.code)
+    return await relay_to_customer(
         ctx,
         thread.customer_id,
         thread_tag(thread),
@@ -211,6 +201,9 @@ async def thread_button(ctx: Context, button: ThreadButton) -> None:
 
 @router.command("close", staff=True, help_key="help.staff.close")
 async def close_command(ctx: Context) -> None:
+    if not ctx.inbound.args.strip():
+        await ctx.to_staff(ctx.staff_text("staff.close.usage"))
+        return
     thread = await _thread_by_code(ctx, ctx.inbound.args)
     if thread is not None:
         await close_thread(ctx, thread)

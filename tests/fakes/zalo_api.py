@@ -38,6 +38,7 @@ MESSAGE_PATH = "/v3.0/oa/message/cs"
 UPLOAD_FILE_PATH = "/v2.0/oa/upload/file"
 USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 TOKEN_PATH = "/v4/oa/access_token"
+ZNS_PATH = "/message/template"
 
 
 @dataclass
@@ -65,6 +66,8 @@ class FakeZaloAPI:
         self.access_ttl = access_ttl
         self.calls: list[Call] = []
         self.sent: list[JSON] = []  # bodies of accepted /message/cs calls
+        self.zns_sent: list[JSON] = []  # bodies of accepted ZNS /message/template calls
+        self.zns_templates: set[str] = set()  # approved template ids (others: -124)
         self.uploads: list[UploadedFile] = []
         self.users: dict[str, str] = {}  # user_id -> display_name for /user/detail
         self.live_access_tokens: set[str] = set()
@@ -82,6 +85,7 @@ class FakeZaloAPI:
                     Route(UPLOAD_FILE_PATH, self._upload_file, methods=["POST"]),
                     Route(USER_DETAIL_PATH, self._user_detail, methods=["GET"]),
                     Route(TOKEN_PATH, self._token, methods=["POST"]),
+                    Route(ZNS_PATH, self._zns, methods=["POST"]),
                 ]
             ),
             "FakeZaloAPI",
@@ -203,6 +207,25 @@ class FakeZaloAPI:
                 "message": "Success",
                 "data": {"message_id": message_id, "user_id": user_id},
             },
+        )
+
+    async def _zns(self, request: Request) -> Response:
+        """ZNS: a template message to a phone number (84…), with the OA's access token."""
+        call, refused = await self._record(request)
+        if refused is not None:
+            return refused
+        body = call.json if isinstance(call.json, dict) else {}
+        phone = str(body.get("phone") or "")
+        if not (phone.isdigit() and phone.startswith("84") and len(phone) in (11, 12)):
+            return self._answer(call, {"error": -108, "message": "Phone number is invalid"})
+        if str(body.get("template_id")) not in self.zns_templates:
+            return self._answer(call, {"error": -124, "message": "Template is invalid"})
+        if not isinstance(body.get("template_data"), dict):
+            return self._answer(call, {"error": -124, "message": "Template data is invalid"})
+        self.zns_sent.append(body)
+        msg_id = f"zns{next(self._ids):06d}"
+        return self._answer(
+            call, {"error": 0, "message": "Success", "data": {"msg_id": msg_id, "quota": {}}}
         )
 
     async def _upload_file(self, request: Request) -> Response:
