@@ -26,6 +26,7 @@ from handlers.support import abuse, answers, complaints, returns, talk
 ROUTERS: tuple[Router, ...] = (
     core.router,  # /start /menu /help /privacy /lang, generic buttons, draft expiry
     consent.router,  # the consent buttons; features wait for consent via after_consent
+    rights.answers_router,  # a typed yes/no to the pending "delete everything?" question
     abuse.router,  # flood control (inbound filter), /lock and /unlock
     talk.router,  # an open staff conversation takes the customer's text first
     complaints.router,  # complaints, tickets; staff replies to "how to resolve" prompts

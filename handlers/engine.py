@@ -31,7 +31,6 @@ from handlers.messages import Attachment, Button, Contact
 from handlers.text import fold
 from handlers.words import (
     BACK_WORDS,
-    CANCEL_WORDS,
     CONFIRM_WORDS,
     DONE_WORDS,
     NEW_WORDS,
@@ -41,6 +40,7 @@ from handlers.words import (
     is_chatter,
     is_skip,
     looks_like_question,
+    yes_or_no,
 )
 from storage.models import ConversationState
 
@@ -326,9 +326,6 @@ async def _complete(ctx: Context, flow: Flow, values: dict[str, Any]) -> None:
 # ---- input ---------------------------------------------------------------------------------
 
 _EDIT_VERB = re.compile(r"\b(?:sua|doi|chinh|chinh sua|thay|thay doi|edit|change|update|fix)\b")
-_RESUME_WORDS = frozenset(
-    {"tiep tuc", "tiep", "khong", "ko", "k", "no", "continue", "ko tiep tuc", "khong tiep tuc"}
-)
 
 
 def _pressed(
@@ -393,6 +390,9 @@ async def _interrupt(ctx: Context, flow: Flow, current: Draft) -> bool:
         await repeat_current(ctx, flow)
         return True
     if interrupt == "help":
+        route = ctx.app.commands.get("help")
+        if route is not None:  # what typing /help shows, then how to answer this form
+            await route.handler(ctx)
         await ctx.reply(ctx.tr("flow.help"))
         await repeat_current(ctx, flow)
         return True
@@ -434,10 +434,11 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
     typed = "" if button is not None else answer_words(inbound.text)
     if current.confirming_cancel:
         ctx.state.data = {**ctx.state.data, "confirming_cancel": False}
-        if typed in CANCEL_WORDS | CONFIRM_WORDS:
+        decided = None if button is not None else yes_or_no(inbound.text)
+        if decided:
             await cancel_flow(ctx)
             return
-        if (button and button.action == "resume") or typed in _RESUME_WORDS:
+        if (button and button.action == "resume") or decided is False:
             await repeat_current(ctx, flow)
             return
     elif button is not None and button.action == "resume":
@@ -455,6 +456,10 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
     if (button and button.action == "back") or typed in BACK_WORDS:
         await _back(ctx, flow, step, values)
         return
+    suggestion = current.suggested.get(step.name)
+    if suggestion and ((button and button.action == "keep") or typed in CONFIRM_WORDS):
+        await _take(ctx, flow, step, values, suggestion)  # "ok" accepts what they said before
+        return
     can_skip = step.optional or step.collect_max > 0
     wants_skip = (button and button.action == "skip") or (
         button is None and (is_skip(inbound.text) or typed in DONE_WORDS)
@@ -467,21 +472,28 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
         await prompt(ctx, flow, step, prefix=ctx.tr("flow.required"))
         return
     answer = inbound.text
-    suggestion = current.suggested.get(step.name)
-    if suggestion and ((button and button.action == "keep") or typed in CONFIRM_WORDS):
-        answer, button = suggestion, None
     if button is not None:
         if button.action != "pick" or button.arg not in {v for _, v in step.choices}:
             await _stale_button(ctx, flow)
             return
         answer = button.arg
-    elif answer is inbound.text and not inbound.attachments and await _interjected(ctx):
-        await repeat_current(ctx, flow)  # answered the remark; the question still stands
+    elif not inbound.attachments and await _interjected(ctx):
+        await _reask_after_interjection(ctx, flow)
         return
+    await _take(ctx, flow, step, values, answer)
+
+
+async def _take(ctx: Context, flow: Flow, step: Step, values: dict[str, Any], answer: str) -> None:
+    """Parse `answer` for `step`: store it and go on, or say why not and ask again."""
+    inbound = ctx.inbound
     try:
         value = step.parse(StepInput(answer, inbound.contact, inbound.attachments))
     except InvalidInput as error:
-        await prompt(ctx, flow, step, prefix=ctx.error_text(error))
+        # A collecting step names the button it shows ("Skip" before the first photo, then
+        # "Done"), so the reason never mentions a button that is not there.
+        done = "flow.btn.done" if values.get(step.name) else "flow.btn.skip"
+        reason = ctx.tr(error.key, **{"button": ctx.tr(done), **error.params})
+        await prompt(ctx, flow, step, prefix=reason)
         return
     if step.collect_max:
         collected = list(values.get(step.name) or []) + list(value)
@@ -501,6 +513,13 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
     await _advance(ctx, flow, values, after=step.name)
 
 
+async def _reask_after_interjection(ctx: Context, flow: Flow) -> None:
+    """The remark was answered; the question still stands — unless the answer started
+    something else (a leak report opens the urgent complaint in place of the form)."""
+    if ctx.state is not None and ctx.state.flow == flow.name:
+        await repeat_current(ctx, flow)
+
+
 async def _back(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) -> None:
     index = flow.index(step.name)
     if index == 0:
@@ -512,19 +531,27 @@ async def _back(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) ->
     await prompt(ctx, flow, previous)
 
 
-def _wants_saved(typed: str) -> bool:
-    return typed in CONFIRM_WORDS | SAVED_WORDS or any(
-        phrase in typed for phrase in ("thong tin cu", "thong tin da luu", "saved details")
-    )
+_SAVED_PHRASES = ("thong tin cu", "thong tin da luu", "saved details", "nhu cu", "nhu lan truoc")
+_NEW_PHRASES = ("nhap moi", "nhap lai", "thong tin moi", "dien moi", "dien lai", "enter new", "new")
+
+
+def _wants_saved(typed: str) -> bool | None:
+    """True: reuse the saved details; False: enter new ones; None: neither was said."""
+    if typed in NEW_WORDS or any(f" {p} " in f" {typed} " for p in _NEW_PHRASES):
+        return False
+    if typed in CONFIRM_WORDS | SAVED_WORDS or any(p in typed for p in _SAVED_PHRASES):
+        return True
+    return yes_or_no(typed)
 
 
 async def _handle_saved(
     ctx: Context, flow: Flow, button: FlowButton | None, typed: str, current: Draft
 ) -> None:
     values = current.values
-    if (button and button.action == "saved") or _wants_saved(typed):
+    wants = _wants_saved(typed) if button is None else None
+    if (button and button.action == "saved") or wants:
         values.update(current.saved)
-    elif not ((button and button.action == "new") or typed in NEW_WORDS):
+    elif not ((button and button.action == "new") or wants is False):
         if button is not None:
             await _stale_button(ctx, flow)
             return

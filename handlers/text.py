@@ -53,6 +53,7 @@ _ENGLISH_WORDS = word_set(
     pay paid payment card cash transfer bank fee free delete deleted remove removed erase
     data information personal details detail phone number address name names delivery
     deliver delivered shipping shipped return returns returned refund exchange warranty
+    street road lane alley district ward city province building floor apartment
     broken damaged cracked arrived arrive someone somebody anyone anybody stranger called
     calls call texted message messages leak leaked leaking privacy policy account password
     login log out in live contact open opening hours time today tomorrow week days keep
@@ -94,6 +95,8 @@ def detect_language(text: str) -> str | None:
                 continue  # a name or a place; "Tôi" opening a sentence is a word
             vi += 1 if capitalised else 2
         elif folded in _VI_WORDS:
+            if word[0].isupper() and index > 0:
+                continue  # a name or a place typed bare: "Trang Thi street", "Le Van Minh"
             vi += 1
         elif folded in _ENGLISH_WORDS or (folded[-1] == "s" and folded[:-1] in _ENGLISH_WORDS):
             en += 1

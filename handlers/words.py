@@ -136,25 +136,76 @@ def answer_words(text: str) -> str:
     return _POLITE_TAIL.sub("", " ".join(folded.split())).strip()
 
 
-# What a "don't have one" answer may name: "ko co email", "không có ảnh ạ".
-_SKIPPED_THING = re.compile(r"\s+(?:email|mail|gmail|e-mail|anh|hinh|hinh anh|photo|photos|a)$")
+# What a "don't have one" answer may name: "ko co email", "không có ảnh nào ạ".
+_SKIPPED_THING = re.compile(
+    r"\s+(?:email|mail|gmail|e-mail|anh|hinh|hinh anh|photo|photos|picture|pictures|a)"
+    r"(?:\s+(?:nao|dau|gi|ca|het|mau|of it|one|any))?$"
+)
+# "em không dùng email", "mình ko có mail đâu", "i don't have an email", "no photos thanks":
+# a person (optional), a negation, a verb of having / using / needing, maybe a thing.
+_DECLINE_SENTENCE = re.compile(
+    r"^(?:(?:em|e|minh|toi|tui|t|anh|a|chi|c|i)\s+)?(?:(?:thi|cung|hien)\s+)?"
+    r"(?:khong|ko|k|kh|khg|hok|hong|chua|don'?t|do not|have no|no)\s+"
+    r"(?:co|dung|xai|su dung|can|gui|have|use|need|want|got)?\s*(?:an?|any)?\s*"
+    r"(?:email|mail|gmail|e-mail|anh|hinh|hinh anh|photo|photos|picture|pictures|ca|gi|one)?"
+    r"(?:\s+(?:nao|dau|gi|ca|het|mau|lam|nua|thanks|thank you|sorry))*$"
+)
 
 
 def is_skip(text: str) -> bool:
     """True when the customer declines an optional step ("bỏ qua", "không", "skip", "-",
-    "ko co email")."""
+    "ko co email", "em ko dùng email", "không cần ảnh đâu", "I don't have an email")."""
     words = answer_words(text)
-    return words in SKIP_WORDS or _SKIPPED_THING.sub("", words) in SKIP_WORDS
+    if words in SKIP_WORDS or _SKIPPED_THING.sub("", words) in SKIP_WORDS:
+        return True
+    return bool(words) and bool(_DECLINE_SENTENCE.match(words))
 
 
 Interrupt = Literal["cancel", "menu", "help", "back"]
+
+
+# "thôi không mua nữa", "huỷ đơn giúp em", "em không đặt nữa đâu", "cancel the order",
+# "forget it": a change of mind about the whole thing, not an answer.
+_CANCEL_SENTENCE = re.compile(
+    r"^(?:(?:uh|u|vang|da|ok|thoi|thui|oi|ah)\s+)*"
+    r"(?:(?:thoi|thui)\s+)?(?:(?:em|e|minh|toi|tui|anh|chi)\s+)?"
+    r"(?:(?:khong|ko|k|kh|hong|hok)\s+(?:dat|mua|lay|order|can\s+(?:tranh|don|dat|mua))"
+    r"(?:\s+(?:tranh|don|hang|nua|luon|dau|roi))*"
+    r"|huy(?:\s+(?:bo|don|dat|don hang|het|luon|di|giup|gium|dum|em|minh|nhe|nha|nha shop))*"
+    r"|cancel(?:\s+(?:it|this|that|the order|my order|order|please|everything))*"
+    r"|(?:i\s+)?(?:changed my mind|forget it|don'?t want (?:it|to order|to buy)(?: anymore)?)"
+    r"|bo\s+(?:di|qua don|don)|dung lai)$"
+)
+_YES_START = frozenset(
+    {"vang", "da", "uh", "u", "um", "ok", "oke", "okie", "okay", "yes", "yeah", "yep", "co",
+     "dung", "chac", "chuan", "duoc", "dc", "sure", "y", "ừ"}
+)  # fmt: skip
+_NO_START = frozenset({"khong", "ko", "k", "kh", "khg", "hok", "hong", "no", "nope", "dung co"})
+_GO_ON = re.compile(r"\b(?:tiep|tiep tuc|dat tiep|lam tiep|dien tiep|giu|continue|keep|go on)\b")
+
+
+def yes_or_no(text: str) -> bool | None:
+    """The answer to a yes/no question ("Cancel the draft?", "Delete everything?"): True for
+    "vâng hủy giúp em", "uh thôi", "đúng, hủy đơn", "co, xoa di", "yes delete it"; False for
+    "ko, đặt tiếp", "không hủy", "no keep it"; None when it answers neither."""
+    words = answer_words(text)
+    if not words:
+        return None
+    tokens = words.split()
+    if words in CONFIRM_WORDS or words in CANCEL_WORDS or _CANCEL_SENTENCE.match(words):
+        return True
+    if tokens[0] in _NO_START or _GO_ON.search(words):
+        return False
+    if tokens[0] in _YES_START:
+        return True
+    return None
 
 
 def interrupt_of(text: str) -> Interrupt | None:
     """A typed word that means a button every step has (cancel, back) or a way out (menu,
     help); only the whole answer counts, so "thôi em đổi địa chỉ" is not a cancel."""
     words = answer_words(text)
-    if words in CANCEL_WORDS:
+    if words in CANCEL_WORDS or _CANCEL_SENTENCE.match(words):
         return "cancel"
     if words in BACK_WORDS:
         return "back"
@@ -221,10 +272,22 @@ _QUESTION_PHRASES = (
     "ai biet",
     "gi vay",
     "gi the",
+    "sao phai",
+    "de lam gi",
+    "lam gi",
+    "bn",
+    "bnhieu",
+    "bao nhiu",
+    "may ngay",
+    "may gio",
+    "the nao",
+    "ntn",
+    "nhu nao",
+    "co duoc khong",
 )
 _QUESTION_TAIL = re.compile(r"\s(?:khong|ko|k|hong|chua|ha|nhi)$")
 _QUESTION_START = re.compile(
-    r"^(?:(?:what|who|whom|whose|where|when|why|how|which)\s\S"
+    r"^(?:(?:what|who|whom|whose|where|when|why|how|which|sao|tai sao|vi sao|ai)\s\S"
     r"|(?:is|are|do|does|did|can|could|will|would|should|may)\s"
     r"(?:you|i|we|they|it|my|your|the|this|that|there|he|she|anyone|someone)\b)"
 )
@@ -239,7 +302,9 @@ def looks_like_question(text: str) -> bool:
     padded = f" {folded} "
     if any(f" {phrase} " in padded for phrase in _QUESTION_PHRASES):
         return True
-    if _QUESTION_START.match(folded):
+    words = text.split()
+    title_case = len(words) > 1 and all(w[:1].isupper() for w in words)  # "Sao Mai": a name
+    if _QUESTION_START.match(folded) and not title_case:
         return True
     return len(folded.split()) >= 4 and bool(_QUESTION_TAIL.search(folded))
 

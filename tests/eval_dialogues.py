@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from handlers.context import ShopConfig
 from handlers.i18n import LANGUAGES, catalog
 from handlers.messages import STAFF, Contact, Outbound
 from handlers.text import fold
@@ -149,7 +150,8 @@ def prompt_fragment(key: str, lang: str) -> str:
 
 
 def kb_answer(topic: str, lang: str) -> str:
-    return squeeze(tr(f"kb.{topic}.answer", lang))
+    # Answers may name the opening hours (the contact topic): filled in as the bot does.
+    return squeeze(tr(f"kb.{topic}.answer", lang, hours=ShopConfig.shop_hours))
 
 
 def button_labels(messages: Iterable[Outbound]) -> list[str]:

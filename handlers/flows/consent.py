@@ -7,6 +7,7 @@ and the same function continues once the customer agrees.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -58,6 +59,25 @@ DECLINE_WORDS = frozenset(
         "i dont agree",
     }
 )
+
+
+# "ok e đồng ý nhé", "vâng em đồng ý với chính sách", "I accept": agreement said in a sentence;
+# a negation before it ("em chưa đồng ý", "I don't agree") is a refusal.
+_AGREES = re.compile(r"\b(?:dong y|agree|accept|chap nhan)\b")
+_REFUSES = re.compile(
+    r"\b(?:khong|ko|k|kh|chua|hong|dont|don't|do not|not|never)\s+(?:\w+\s+)?"
+    r"(?:dong y|agree|accept|chap nhan)\b|\btu choi\b|\bdisagree\b|\bdecline\b"
+)
+
+
+def consent_answer(text: str) -> bool | None:
+    """True when typed text agrees, False when it refuses, None when it says neither."""
+    words = answer_words(text)
+    if words in AGREE_WORDS:
+        return True
+    if words in DECLINE_WORDS or _REFUSES.search(words):
+        return False
+    return True if _AGREES.search(words) else None
 
 
 @dataclass(frozen=True)
@@ -124,14 +144,11 @@ async def typed_consent(ctx: Context) -> bool:
     """ "đồng ý" / "không đồng ý" typed while the consent question is pending."""
     if ParkedWish.of(ctx.state) is None:
         return False
-    words = answer_words(ctx.inbound.text)
-    if words in AGREE_WORDS:
-        await decide(ctx, granted=True)
-        return True
-    if words in DECLINE_WORDS:
-        await decide(ctx, granted=False)
-        return True
-    return False
+    answer = consent_answer(ctx.inbound.text)
+    if answer is None:
+        return False
+    await decide(ctx, granted=answer)
+    return True
 
 
 @router.payload(ConsentButton)

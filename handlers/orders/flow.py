@@ -261,6 +261,16 @@ _WISH_LEAD = frozenset(
         "the",
         "please",
         "pls",
+        "hi",
+        "hello",
+        "chao",
+        "alo",
+        "i'd",
+        "id",
+        "i’d",
+        "get",
+        "some",
+        "a",
     ]
 )
 _WISH_TAIL = frozenset(["a", "nhe", "nha", "voi", "di", "shop", "oi", "please", "pls"])
@@ -270,9 +280,9 @@ def request_from_opening(text: str, catalog: Catalog) -> str | None:
     """The request inside an opening message ("tranh sơn dầu" in "e muon dat 1 buc tranh
     son dau"), or None when it says nothing beyond "I want to order"."""
     words = text.strip().rstrip("?.!").split()
-    while words and fold(words[0]) in _WISH_LEAD:
+    while words and fold(words[0]).strip(",.!") in _WISH_LEAD:
         words.pop(0)
-    while words and fold(words[-1]) in _WISH_TAIL:
+    while words and fold(words[-1]).strip(",.!") in _WISH_TAIL:
         words.pop()
     wish = " ".join(words)
     return wish if len(words) >= 2 or catalog.find_code_in(wish) else None

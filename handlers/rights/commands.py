@@ -8,6 +8,7 @@ the deletion, keep, withdraw.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, get_args
@@ -36,11 +37,18 @@ from handlers.orders.validators import (
 from handlers.rights.erasure import erase_customer, purge_inactive
 from handlers.rights.export import collect, to_json_bytes
 from handlers.router import Router
+from handlers.words import answer_words, interrupt_of, yes_or_no
 from storage.models import Disclosure
 from storage.repositories import OneCustomer, SeveralCustomers
 
 router = Router("rights")
 router.periodic("retention_erased")(purge_inactive)
+# Typed answers to the deletion question. Its own router, listed early in the composition:
+# "có, xóa đi" must reach the pending question before the free-text understanding reads it
+# as a new request to delete.
+answers_router = Router("rights_answers")
+# The conversation state while the deletion question waits for a typed answer.
+AWAITING, DELETE_QUESTION = "_pending", "delete"
 
 EDITABLE: tuple[ProfileField, ...] = get_args(ProfileField)
 
@@ -323,7 +331,44 @@ async def _ask_delete(ctx: Context) -> None:
         (ctx.button("rights.btn.delete_confirm", RightsButton("delete", "confirm")),),
         (ctx.button("rights.btn.keep", RightsButton("keep")),),
     )
+    if ctx.state is None:  # a typed answer is taken too (a form keeps its own state)
+        await ctx.replace_state(AWAITING, DELETE_QUESTION, {})
     await ctx.reply(text, buttons)
+
+
+_DELETE_VERB = re.compile(r"\b(?:xoa|delete|erase|remove)\b")
+_NEGATION = re.compile(r"\b(?:khong|ko|k|dung|chua|dont|don't|do not|not|no)\b")
+
+
+def deletion_answer(text: str) -> bool | None:
+    """The typed answer to "delete everything?": True for "có, xóa đi", "yes delete it";
+    False for "không", "thôi khỏi, giữ lại", "hủy" (never mind); None for anything else."""
+    words = answer_words(text)
+    if interrupt_of(text) == "cancel" or words.startswith(("thoi", "thui")):
+        return False
+    answer = yes_or_no(text)
+    if answer is None and _DELETE_VERB.search(words):
+        return not _NEGATION.search(words)
+    return answer
+
+
+@answers_router.text
+async def typed_deletion_answer(ctx: Context) -> bool:
+    """A typed yes/no to the pending deletion question; anything else drops the question
+    (only the button erases then) and goes on as free text."""
+    state = ctx.state
+    if state is None or (state.flow, state.step) != (AWAITING, DELETE_QUESTION):
+        return False
+    await ctx.uow.states.remove(state)
+    ctx.state = None
+    answer = deletion_answer(ctx.inbound.text)
+    if answer is None:
+        return False
+    if answer:
+        await _delete(ctx)
+    else:
+        await ctx.reply(ctx.tr("rights.delete.kept"))
+    return True
 
 
 async def _delete(ctx: Context) -> None:
@@ -376,6 +421,9 @@ async def rights_button(ctx: Context, button: RightsButton) -> None:
     elif action == "delete":
         await _ask_delete(ctx)
     elif action == "keep":
+        state = ctx.state
+        if state is not None and (state.flow, state.step) == (AWAITING, DELETE_QUESTION):
+            await engine.finish(ctx)
         await ctx.reply(ctx.tr("rights.delete.kept"))
     else:
         await _withdraw(ctx)

@@ -42,10 +42,12 @@ from handlers.messages import Button
 from handlers.orders.service import CANCELLED, OPEN_STATUSES
 from handlers.payloads import Payload
 from handlers.router import Router
-from handlers.support.complaints import LEAK
+from handlers.support.complaints import COMPLAINT_FLOW, LEAK
 from handlers.support.understanding import (
+    LEAK_REPORT,
     Understanding,
     all_topics,
+    is_leak_report,
     is_question,
     topic,
     topic_actions,
@@ -206,9 +208,17 @@ async def kb_button(ctx: Context, button: KbButton | None = None) -> None:
 
 @router.interjection
 async def answer_mid_flow(ctx: Context) -> bool:
-    """A privacy question in the middle of a form gets its answer; the form goes on."""
+    """A privacy question in the middle of a form gets its answer; the form goes on. A leak
+    report opens the urgent complaint instead of the form (unless it is the complaint)."""
     text = ctx.inbound.text.strip()
-    if not text or not looks_like_question(text):
+    if not text:
+        return False
+    in_complaint = ctx.state is not None and ctx.state.flow == COMPLAINT_FLOW.name
+    if not in_complaint and is_leak_report(text):
+        await ctx.audit("intent", detail=LEAK_REPORT)
+        await run_intent(ctx, LEAK_REPORT, text)
+        return True
+    if not looks_like_question(text):
         return False
     result = understand(text)
     if result.kind == "topic" and result.confident and result.key is not None:

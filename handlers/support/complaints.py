@@ -134,8 +134,10 @@ _TRIGGER_WORDS = word_set(
     thong tin tt du lieu ca nhan cua bao mat dich vu don hang lam sao the nao o dau
     i my me we want to would like file make a an the about complain complaint report
     data information info personal privacy leak leaked order service please was is has been
+    vi ve because for of
     """
-)
+    # the words that name a category say what it is about, not what happened
+) | {word for _, phrases in _CATEGORY_WORDS for phrase in phrases for word in phrase.split()}
 MIN_DESCRIPTION_WORDS = 3  # words beyond the trigger words
 
 

@@ -27,6 +27,7 @@ from handlers.orders import codes
 from handlers.orders.service import local_time
 from handlers.relay import relay_from_customer, relay_to_customer, replied_thread
 from handlers.router import Router
+from handlers.support.understanding import is_leak_report
 from storage.models import Customer
 from storage.repositories import UnitOfWork
 from storage.support import SupportThread, thread_tag
@@ -91,8 +92,9 @@ async def open_talk(ctx: Context, context: dict[str, Any]) -> None:
 
 @router.text
 async def relay_open_thread(ctx: Context) -> bool:
-    """While a support thread is open, the customer's free text goes to the staff chat."""
-    if ctx.customer is None or not ctx.inbound.text.strip():
+    """While a support thread is open, the customer's free text goes to the staff chat —
+    except a leak report, which opens the urgent complaint (the handlers after this one)."""
+    if ctx.customer is None or not ctx.inbound.text.strip() or is_leak_report(ctx.inbound.text):
         return False
     thread = await ctx.uow.support.open_thread_of(ctx.customer.id)
     if thread is None:

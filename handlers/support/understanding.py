@@ -606,6 +606,16 @@ def scores(text: str) -> dict[str, float]:
     return best
 
 
+LEAK_REPORT = "leak_report"
+
+
+def is_leak_report(text: str) -> bool:
+    """A message that confidently reports a (suspected) data leak: it goes first, before
+    any open form, staff thread or order conversation (issue #11, "leaks first")."""
+    result = understand(text)
+    return result.confident and result.key == LEAK_REPORT
+
+
 def understand(text: str) -> Understanding:
     """Classify one customer message. Never raises; confidence is in [0, 1].
 
