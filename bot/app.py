@@ -41,9 +41,7 @@ from storage.urls import without_password
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CATALOG = (
-    Path(__file__).resolve().parent.parent / "handlers" / "orders" / "catalog.example.toml"
-)
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "handlers/orders/catalog.example.toml"
 
 
 @contextlib.asynccontextmanager
@@ -174,6 +172,11 @@ def shop_config(settings: Settings, staff_channel: str, staff_chat_id: str) -> S
         carrier_name=settings.carrier_name,
         staff_web_url=settings.staff_web_url,
         zns_templates=dict(settings.zalo_zns_templates),
+        shipping_fee_vnd=settings.shipping_fee_vnd,
+        free_shipping_over_vnd=settings.free_shipping_over_vnd,
+        payment_bank_bin=settings.payment_bank_bin,
+        payment_account_number=settings.payment_account_number,
+        payment_account_name=settings.payment_account_name,
     )
 
 
@@ -240,6 +243,10 @@ async def _run_channels(
             await _start_zalo_oa(settings, runtime, sessions, routes, closers)
         if settings.has_zalo_bot:
             await _start_zalo_bot(settings, runtime, background, routes, closers)
+        if settings.payment_webhook_api_key is not None:
+            from bot.payments import sepay_route
+
+            routes.append(sepay_route(runtime, settings.payment_webhook_api_key.get_secret_value()))
         server: asyncio.Task[None] | None = None
         if routes:
             limits = WebLimits(

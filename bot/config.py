@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     inbox_keep_days: float = Field(default=7, gt=0)
     outbox_keep_days: float = Field(default=30, gt=0)
 
+    shipping_fee_vnd: int = Field(default=0, ge=0)  # flat fee per order
+    free_shipping_over_vnd: int = Field(default=0, ge=0)  # subtotal from which it is free
+    payment_bank_bin: str = ""  # NAPAS BIN of the shop's bank (6 digits): enables VietQR
+    payment_account_number: str = ""
+    payment_account_name: str = ""
+    payment_webhook_api_key: SecretStr | None = None  # SePay "Authorization: Apikey …"
+
     @field_validator("staff_admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -123,6 +130,29 @@ class Settings(BaseSettings):
             "expected a Fernet key (44 characters of URL-safe base64), e.g. from "
             "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'`"
         )
+
+    @field_validator("payment_bank_bin")
+    @classmethod
+    def _bank_bin(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (len(value) == 6 and value.isascii() and value.isdigit()):
+            raise ValueError("expected the 6-digit NAPAS bank BIN, e.g. 970436 (Vietcombank)")
+        return value
+
+    @field_validator("payment_account_number")
+    @classmethod
+    def _account_number(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value and not (len(value) <= 19 and value.isascii() and value.isalnum()):
+            raise ValueError("expected 1-19 letters or digits")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_payment(self) -> Settings:
+        if bool(self.payment_bank_bin) != bool(self.payment_account_number):
+            missing = "PAYMENT_ACCOUNT_NUMBER" if self.payment_bank_bin else "PAYMENT_BANK_BIN"
+            raise ValueError(f"{missing} is required for VietQR payments")
+        return self
 
     @field_validator("default_locale")
     @classmethod

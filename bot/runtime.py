@@ -704,6 +704,10 @@ class Runtime:
         earlier = await uow.outbox.get(outbox_id)
         return earlier.platform_message_id if earlier is not None else None
 
+    def wake_delivery(self) -> None:
+        """Messages were committed outside a conversation (e.g. a bank webhook): send them."""
+        self._wake_delivery.set()
+
     async def notify_staff(self, key: str, **params: object) -> None:
         """A system notice to the staff chat (e.g. the Zalo token refresh keeps failing)."""
         async with UnitOfWork(self.sessions) as uow:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from handlers.payloads import Bounded, Key, Payload, RowId
+from handlers.payloads import Bounded, Key, Payload, RowId, Token
 
 OrderStatus = Literal["new", "claimed", "contacted", "shipping", "done", "cancelled"]
 CancelReason = Literal["customer_request", "out_of_stock", "unreachable"]
@@ -142,3 +142,44 @@ class TicketButton(Payload, prefix="cp"):
 class ThreadButton(Payload, prefix="tk"):
     thread_id: RowId
     action: Literal["close"]
+
+
+# ---- catalog and payments ------------------------------------------------------------------
+
+ProductCode = Annotated[str, Token(r"[A-Z]{1,8}-[0-9]{1,6}")]
+Category = Literal["", "oil", "silk", "lacquer", "woodblock", "print", "other"]
+
+
+class CatalogButton(Payload, prefix="cat"):
+    """Browse the catalog: no category = the list of categories; else one page of it."""
+
+    category: Category = ""
+    page: Annotated[int, Bounded(0, 999)] = 0
+
+
+class ProductButton(Payload, prefix="prod"):
+    """Order this product; quantity 0 = ask how many first."""
+
+    code: ProductCode
+    quantity: Annotated[int, Bounded(0, 50)] = 0
+
+
+class PaymentButton(Payload, prefix="pay"):
+    """Staff: the order's payment arrived (or was refunded)."""
+
+    order_id: RowId
+    status: Literal["paid", "refunded"]
+
+
+class ProductAdminButton(Payload, prefix="pa"):
+    """Staff admins: change one product (hide/show it, set its price, replace its photo)."""
+
+    code: ProductCode
+    action: Literal["hide", "show", "price", "photo", "menu"]
+
+
+class NewProductButton(Payload, prefix="pn"):
+    """Staff admins: the kind of the product being added (its draft is in the staff chat's
+    state)."""
+
+    category: Category

@@ -9,6 +9,7 @@ same. Inbound filters (flood control) run before any routing, in this order too.
 from __future__ import annotations
 
 from handlers.buttons import (
+    CatalogButton,
     ComplaintButton,
     KbButton,
     MyDataButton,
@@ -17,6 +18,7 @@ from handlers.buttons import (
     TalkButton,
 )
 from handlers.flows import consent, core
+from handlers.orders import catalog_admin, payments, products
 from handlers.orders import flow as orders
 from handlers.orders import staff as order_staff
 from handlers.rights import commands as rights
@@ -30,15 +32,19 @@ ROUTERS: tuple[Router, ...] = (
     abuse.router,  # flood control (inbound filter), /lock and /unlock
     talk.router,  # an open staff conversation takes the customer's text first
     complaints.router,  # complaints, tickets; staff replies to "how to resolve" prompts
+    products.router,  # /catalog browsing; "xem tranh", "giá", product descriptions in free text
     answers.router,  # privacy questions and intents in free text, /faq
     returns.router,  # returns and warranty requests
     orders.router,  # ordering; free text while an order is open is relayed to staff
     order_staff.router,  # staff buttons and commands on orders; replies to order alerts
+    payments.router,  # payment status: staff one-tap "paid", /price, erasure of payment links
+    catalog_admin.router,  # staff admins edit the catalog from the staff chat
     rights.router,  # /mydata, /export, /delete, /withdraw, /legal, retention purge
 )
 
 MAIN_MENU: tuple[MenuItem, ...] = (
     MenuItem("menu.order", OrderButton()),
+    MenuItem("menu.catalog", CatalogButton()),
     MenuItem("menu.mydata", MyDataButton()),
     MenuItem("menu.faq", KbButton()),
     MenuItem("menu.complaint", ComplaintButton()),

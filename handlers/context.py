@@ -50,10 +50,15 @@ class ShopConfig:
     flood_window: timedelta = timedelta(seconds=60)  # … within this window
     inbox_keep: timedelta = timedelta(days=7)  # processed inbox rows: the dedupe window
     outbox_keep: timedelta = timedelta(days=30)  # sent rows that no edit/redaction needs
-    catalog: Catalog = field(default_factory=Catalog)
+    catalog: Catalog = field(default_factory=Catalog)  # the TOML seed of the database catalog
     staff_web_url: str = ""  # the staff page's public address; empty: the page is off
     # Zalo ZNS template id per order status, for status updates outside Zalo's window.
     zns_templates: Mapping[str, str] = field(default_factory=dict)
+    shipping_fee_vnd: int = 0  # flat shipping fee per order …
+    free_shipping_over_vnd: int = 0  # … waived from this subtotal on (0: never waived)
+    payment_bank_bin: str = ""  # NAPAS bank BIN (6 digits) for VietQR; empty: no QR
+    payment_account_number: str = ""
+    payment_account_name: str = ""
     # What each registered adapter can do, by its name: filled in by the runtime.
     channels: Mapping[str, ChannelCapabilities] = field(default_factory=dict)
 
@@ -149,6 +154,12 @@ class Context:
     # Set when a message to a customer was not attempted because the platform's messaging
     # window is closed (staff have been told to call instead).
     window_closed: bool = False
+    shop_catalog: Catalog | None = None  # loaded from the database by the dispatcher
+
+    @property
+    def catalog(self) -> Catalog:
+        """The shop's current catalog (staff edits apply at once; see catalog_store)."""
+        return self.shop_catalog if self.shop_catalog is not None else self.config.catalog
 
     # ---- channel ----------------------------------------------------------------------------
     @property
@@ -243,6 +254,7 @@ class Context:
         remove_keyboard: bool = False,
         document: Document | None = None,
         delete_after_seconds: int | None = None,
+        photo: str | None = None,
     ) -> int:
         """Answer in the conversation the inbound came from."""
         return await self.send(
@@ -255,6 +267,7 @@ class Context:
                 contact_label=self.tr("flow.btn.share_contact") if ask_contact else "",
                 remove_keyboard=remove_keyboard,
                 document=document,
+                photo=photo,
                 delete_after_seconds=delete_after_seconds,
             ),
             customer_id=self.customer.id if self.customer else None,
@@ -291,9 +304,10 @@ class Context:
         key: str,
         params: dict[str, object] | None = None,
         buttons: ButtonRows = (),
+        document: Document | None = None,
     ) -> int | None:
-        """Message another customer (staff actions) in their own channel and language. Not
-        attempted (None) when they have no account, or when their platform's messaging
+        """Message a customer (staff actions, payments) in their own channel and language.
+        Not attempted (None) when they have no account, or when their platform's messaging
         window has closed: then staff are told since when, and the number to call."""
         identity = reachable_identity(await self.uow.customers.identities_of(customer.id))
         if identity is None:
@@ -309,6 +323,7 @@ class Context:
                 chat_id=identity.chat_id,
                 text=t(lang, key, **(params or {})),
                 buttons=buttons,
+                document=document,
             ),
             customer_id=customer.id,
         )

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from handlers import engine
 from handlers.context import Context, ShopConfig
 from handlers.messages import Inbound
+from handlers.orders.catalog_store import shop_catalog
 from handlers.payloads import prefix_of
 from handlers.router import Composition, Route
 from handlers.text import detect_language
@@ -30,6 +31,7 @@ async def dispatch(
 ) -> Context:
     """Handle `inbound`; everything it sends is in the outbox when the caller commits."""
     ctx = Context(uow=uow, inbound=inbound, config=config, now=now, app=app)
+    ctx.shop_catalog = await shop_catalog(uow, config.catalog, now)
     if inbound.from_staff_chat:
         await _dispatch_staff(ctx)
         return ctx

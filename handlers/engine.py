@@ -9,6 +9,7 @@ value or raises `InvalidInput`, and flags. The engine provides, for every flow:
 - collecting steps (photos) that take several inputs until "done",
 - a review screen listing every field with "edit field N", confirm and cancel,
 - an offer to reuse the saved profile ("dùng thông tin đã lưu") for returning customers,
+- answers offered as buttons for what was typed (`Step.offer`: "did you mean one of these?"),
 - persistence of flow, step and draft in `conversation_states`, with expiry.
 
 Engine buttons carry a `FlowButton` payload ("f:<action>[:<arg>]"); they are checked against
@@ -58,6 +59,10 @@ class Draft:
     # Answers taken from what the customer already said, offered for confirmation at their step.
     suggested: dict[str, str] = field(default_factory=dict)
     confirming_cancel: bool = False  # a typed "hủy" with answers given: asked whether to drop
+    # Answers offered for what was typed at this step ([label, value] pairs), and that text:
+    # a button "offer.N" picks value N, "offer.own" keeps the typed text.
+    offered: list[list[str]] = field(default_factory=list)
+    offered_for: str = ""
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> Draft:
@@ -69,6 +74,12 @@ class Draft:
             saved=dict(data.get("saved") or {}),
             suggested=dict(data.get("suggested") or {}),
             confirming_cancel=bool(data.get("confirming_cancel")),
+            offered=[
+                [str(pair[0]), str(pair[1])]
+                for pair in data.get("offered") or []
+                if isinstance(pair, list) and len(pair) == 2
+            ],
+            offered_for=str(data.get("offered_for") or ""),
         )
 
 
@@ -83,6 +94,16 @@ class StepInput:
 
 
 Parser = Callable[[StepInput], Any]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Answers to offer for what was typed: `text` asks, `choices` are (label, value) pairs,
+    `own_label` is the button keeping the typed words as the answer."""
+
+    text: str
+    choices: tuple[tuple[str, str], ...]
+    own_label: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,8 @@ class Step:
     show: Callable[[Context, Any], str] | None = None  # how the review screen shows the value
     # Other folded names customers use for this field at the review ("sửa sđt", "đổi đ/c").
     aliases: tuple[str, ...] = ()
+    # Answers to offer instead of taking the typed text at once (None: take it).
+    offer: Callable[[Context, StepInput], Offer | None] | None = None
 
 
 CompleteHandler = Callable[[Context, dict[str, Any]], Awaitable[None]]
@@ -153,8 +176,11 @@ def _save(
     editing: bool | None = None,
     saved: dict[str, Any] | None = None,
     suggested: dict[str, str] | None = None,
+    offer: Offer | None = None,
+    offered_for: str = "",
 ) -> None:
-    """Persist flow position and draft; every save pushes the expiry forward."""
+    """Persist flow position and draft; every save pushes the expiry forward (and forgets
+    answers offered earlier, unless it records a new offer)."""
     assert ctx.state is not None
     current = draft(ctx)
     new = Draft(
@@ -163,6 +189,8 @@ def _save(
         editing=current.editing if editing is None else editing,
         saved=current.saved if saved is None else saved,
         suggested=current.suggested if suggested is None else suggested,
+        offered=[[label, value] for label, value in offer.choices] if offer else [],
+        offered_for=offered_for if offer else "",
     )
     ctx.state.step = step
     ctx.state.data = asdict(new)
@@ -350,6 +378,39 @@ def _pressed(
     return None
 
 
+_OWN = "offer.own"
+
+
+def _offered_answer(current: Draft, arg: str) -> str | None:
+    """The answer an "offer.N" / "offer.own" button stands for (None: not on offer now)."""
+    if arg == _OWN:
+        return current.offered_for or None
+    index = arg.removeprefix("offer.")
+    if arg.startswith("offer.") and index.isdigit() and int(index) < len(current.offered):
+        return current.offered[int(index)][1]
+    return None
+
+
+async def _make_offer(ctx: Context, flow: Flow, step: Step, values: dict[str, Any]) -> bool:
+    """Offer answers for what was typed (`Step.offer`); True when an offer was made. The same
+    text typed again after an offer is taken as it is."""
+    inbound = ctx.inbound
+    if step.offer is None or inbound.text.strip() == draft(ctx).offered_for:
+        return False
+    offer = step.offer(ctx, StepInput(inbound.text, inbound.contact, inbound.attachments))
+    if offer is None:
+        return False
+    assert ctx.state is not None
+    _save(ctx, step.name, values, offer=offer, offered_for=inbound.text.strip())
+    picks = tuple(
+        (Button(label, FlowButton("pick", f"offer.{n}").pack()),)
+        for n, (label, _) in enumerate(offer.choices)
+    )
+    own = ((Button(offer.own_label, FlowButton("pick", _OWN).pack()),),)
+    await ctx.reply(offer.text, (*picks, *own, *_step_buttons(ctx, flow, step, values)))
+    return True
+
+
 def _edit_target(ctx: Context, flow: Flow, typed: str) -> int | None:
     """The field number of "sửa 3", "sửa địa chỉ", "thôi em đổi địa chỉ khác nhé"."""
     if match := _EDIT_TYPED.match(typed):
@@ -473,10 +534,16 @@ async def handle_input(ctx: Context, flow: Flow) -> None:
         return
     answer = inbound.text
     if button is not None:
-        if button.action != "pick" or button.arg not in {v for _, v in step.choices}:
+        offered = _offered_answer(current, button.arg) if button.action == "pick" else None
+        if offered is not None:
+            answer = offered
+        elif button.action != "pick" or button.arg not in {v for _, v in step.choices}:
             await _stale_button(ctx, flow)
             return
-        answer = button.arg
+        else:
+            answer = button.arg
+    elif await _make_offer(ctx, flow, step, values):
+        return  # "did you mean…?" — a description of a product is an answer, not a remark
     elif not inbound.attachments and await _interjected(ctx):
         await _reask_after_interjection(ctx, flow)
         return

@@ -115,6 +115,10 @@ class Outbound:
     contact_label: str = ""  # label of the platform's share-contact button
     remove_keyboard: bool = False
     document: Document | None = None
+    # A picture shown with the text as its caption: an http(s) address, or a file reference
+    # of the platform the message goes to (a photo staff sent there). Adapters that cannot
+    # show pictures give its address as text.
+    photo: str | None = None
     edit_of: int | None = None  # outbox id of an earlier message to edit instead of sending
     reply_to: int | None = None  # outbox id of an earlier message to thread under
     delete_after_seconds: int | None = None
@@ -192,6 +196,10 @@ class ChannelCapabilities:
     contact_request: bool = False  # a share-contact button or form (else the user types it)
     documents: bool = False  # files arrive as files (else their text is sent)
     photos: bool = False  # users can send photos
+    # Buttons stay attached to their own message and pressable (Telegram inline keyboards,
+    # Zalo OA templates); else only the latest message's buttons count (numbered options), so
+    # a list of products goes out as one message.
+    inline_buttons: bool = False
     # How long after the user's last message the bot may still write to them (None: always).
     messaging_window: timedelta | None = None
     # The adapter that delivers template notifications (by phone number) to this channel's

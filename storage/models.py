@@ -209,7 +209,14 @@ class Order(Base):
     photos: Mapped[list[str]] = mapped_column(JSON, default=list)  # platform file references
     product_code: Mapped[str | None] = mapped_column(String(32))
     product_name: Mapped[str | None] = mapped_column(String(200))
-    price_vnd: Mapped[int | None]
+    price_vnd: Mapped[int | None]  # unit price when ordered (a snapshot: the catalog may change)
+    quantity: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    shipping_fee_vnd: Mapped[int | None]
+    total_vnd: Mapped[int | None]  # what the customer pays; None until staff price custom work
+    payment_status: Mapped[str] = mapped_column(
+        String(16), default="unpaid", server_default="unpaid"
+    )
+    paid_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))  # staff platform id
     cancel_reason: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime]

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
 
+from storage.catalog import CatalogRepository, PaymentRepository
 from storage.db import is_transient_db_error
 from storage.models import (
     AuditEntry,
@@ -778,6 +779,8 @@ class UnitOfWork:
         self.relayed = RelayedMessageRepository(self.session)
         self.disclosures = DisclosureRepository(self.session)
         self.support = SupportRepository(self.session)
+        self.catalog = CatalogRepository(self.session)
+        self.payments = PaymentRepository(self.session)
         self.erasure = ErasureRepository(self.session)
         self.zalo_tokens = ZaloTokenRepository(self.session)
         self.retention = RetentionRepository(self.session)

@@ -435,6 +435,10 @@ class Harness:
             if name == step:
                 return replies
             replies = await self.say(user_id, values[name])
+            if name == "request" and _offered(replies):
+                # A description that fits catalog works is answered "did you mean…?";
+                # these journeys keep the customer's own words.
+                replies = await self.press(user_id, "f:pick:offer.own")
         assert step == "review", f"unknown step {step!r}"
         return replies
 
@@ -519,6 +523,10 @@ class Harness:
 
 
 # The order flow's steps, in order, and answers that each step accepts.
+def _offered(replies: Sequence[Outbound]) -> bool:
+    return any(b.payload == "f:pick:offer.own" for m in replies for b in flat_buttons(m))
+
+
 ORDER_STEPS = ("full_name", "phone", "address", "email", "request", "photos")
 DEFAULT_ANSWERS = {
     "full_name": "Nguyễn Thị Lan",

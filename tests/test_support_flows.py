@@ -25,6 +25,7 @@ from handlers.errors import InvalidInput
 from handlers.flows import consent
 from handlers.i18n import LANGUAGES, LOCALES_DIR
 from handlers.messages import STAFF, Outbound, mention
+from handlers.orders import products
 from handlers.rights import commands as rights
 from handlers.support import abuse, answers, complaints, returns, talk
 from handlers.support.understanding import Understanding, topic_actions
@@ -206,8 +207,9 @@ def test_support_text_handlers_run_before_the_order_relay() -> None:
     assert handlers[0] is consent.typed_consent  # only while the consent question is pending
     assert handlers[1] is rights.typed_deletion_answer  # only while "delete?" is pending
     assert handlers[2] is talk.relay_open_thread
-    assert handlers[3] is answers.understand_free_text
-    assert handlers.index(order_flow.relay_to_staff) > 3
+    assert handlers[3] is products.browse_words  # "xem tranh", "giá", a described work
+    assert handlers[4] is answers.understand_free_text
+    assert handlers.index(order_flow.relay_to_staff) > 4
 
 
 # ---- complaints -----------------------------------------------------------------------------

@@ -136,8 +136,10 @@ async def test_zalo_oa_customer_orders_end_to_end(
         code = match.group(0)
         assert tr("order.alert.title", code=code) in alert
         assert "Nguyễn Thị Lan" in alert and "0912 345 678" in alert
+        # The confirmation, then how to pay (no bank settings here: staff send the details).
         confirmation = texts_to(fake, CUSTOMER, since=mark)
-        assert len(confirmation) == 1 and code in confirmation[0]
+        assert len(confirmation) == 2 and code in confirmation[0]
+        assert confirmation[1] == tr("catalog.payment.no_qr", code=code, amount="4.500.000 ₫")
         assert confirmation[0].startswith(
             first_line("order.confirmed", code=code, product="", hours=settings.shop_hours)
         )

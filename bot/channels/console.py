@@ -76,6 +76,8 @@ class ConsoleAdapter:
         if flat:
             self.buttons[message.chat_id] = flat
             lines += [f"[{number}] {button.label}" for number, button in enumerate(flat, 1)]
+        if message.photo:
+            lines.insert(0, f"🖼 {message.photo}")
         if message.ask_contact:
             lines.append("[📱 /contact +84…]")
         if message.document is not None:

@@ -118,6 +118,7 @@ class TelegramAdapter:
         contact_request=True,
         documents=True,
         photos=True,
+        inline_buttons=True,
     )
 
     def __init__(self, application: Application) -> None:
@@ -172,6 +173,8 @@ class TelegramAdapter:
             if reply_id
             else None
         )
+        if message.photo is not None or _is_image(message):
+            return await self._send_photo(message, text_html, markup, reply)
         if message.document is not None:
             sent = await self.bot.send_document(
                 chat_id,
@@ -194,6 +197,47 @@ class TelegramAdapter:
             )
             ids.append(str(sent_message.message_id))
         # Every part's id, so that a self-deleting message (/mydata) disappears entirely.
+        return SendResult(",".join(ids))
+
+    async def _send_photo(
+        self, message: Outbound, text_html: str, markup: Any, reply: ReplyParameters | None
+    ) -> SendResult:
+        """A picture (an address, a Telegram file id, or an image file such as the VietQR)
+        with the text as its caption; a caption over Telegram's limit follows as a message
+        that carries the buttons."""
+        if message.photo is not None:
+            photo: Any = message.photo
+        else:
+            assert message.document is not None
+            photo = InputFile(message.document.content, filename=message.document.filename)
+        fits = len(text_html) <= MAX_CAPTION
+        try:
+            sent = await self.bot.send_photo(
+                message.chat_id,
+                photo,
+                caption=text_html if fits else None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup if fits else None,
+                reply_parameters=reply,
+            )
+        except BadRequest as exc:
+            if not isinstance(photo, str):
+                raise
+            # Telegram could not fetch the photo address: the words still go out.
+            log.info("photo not accepted by telegram (%s); sending the text", exc.message[:80])
+            return await self._send(replace(message, photo=None), None, None)
+        ids = [str(sent.message_id)]
+        if not fits:
+            chunks = html_chunks(text_html)
+            for index, chunk in enumerate(chunks):
+                last = index == len(chunks) - 1
+                follow = await self.bot.send_message(
+                    message.chat_id,
+                    chunk,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup if last else None,
+                )
+                ids.append(str(follow.message_id))
         return SendResult(",".join(ids))
 
     def _markup(self, message: Outbound) -> Any:
@@ -224,6 +268,12 @@ class TelegramAdapter:
         for part in message_id.split(","):
             with contextlib.suppress(BadRequest):  # already deleted, or too old to delete
                 await self.bot.delete_message(chat_id, int(part))
+
+
+def _is_image(message: Outbound) -> bool:
+    """A PNG/JPEG file is shown as a photo (the VietQR must be scannable in the chat)."""
+    document = message.document
+    return document is not None and document.mime_type in ("image/png", "image/jpeg")
 
 
 def _mention(user_id: str, label: str) -> str:

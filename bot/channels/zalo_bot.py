@@ -7,7 +7,9 @@ The Bot Platform has no buttons, contact request, documents, edits or deletes, s
   forgets the list, so a number typed at another step stays text. After a restart the list
   is gone and the number arrives as text (the flow re-asks).
 - ask_contact: the text alone (the user types the phone number).
-- document: the file's text in chunks of 2000 characters.
+- document: the file's text in chunks of 2000 characters; an image file (the VietQR) is left
+  out (its message carries the bank details in words).
+- photo: its address on a line above the text.
 - html: tags stripped; edits sent as new messages; `delete` is a no-op.
 """
 
@@ -56,10 +58,15 @@ class ZaloBotAdapter:
         if buttons:
             options = "\n".join(f"{i}. {b.label}" for i, b in enumerate(buttons, start=1))
             text = f"{text}\n\n{options}" if text else options
+        if message.photo and message.photo.startswith(("http://", "https://")):
+            text = f"🖼 {message.photo}\n{text}"
         chunks = split_text(text, ZALO_TEXT_LIMIT) if text else []
-        if message.document is not None:
-            body = message.document.content.decode("utf-8", errors="replace")
-            chunks += split_text(f"{message.document.filename}\n\n{body}", ZALO_TEXT_LIMIT)
+        document = message.document
+        if document is not None and not document.mime_type.startswith("image/"):
+            # Text files only: an image (the VietQR) cannot be sent; its message gives the
+            # same details in words.
+            body = document.content.decode("utf-8", errors="replace")
+            chunks += split_text(f"{document.filename}\n\n{body}", ZALO_TEXT_LIMIT)
         # Remember (or forget) the options before sending: the reply may arrive quickly.
         self._remember(message.chat_id, tuple(b.payload for b in buttons))
         first = ""

@@ -6,7 +6,10 @@ Degradations (the OA API has no edit, delete or reply keyboard):
 - ask_contact: a `request_user_info` template (name, phone, address come back as a
   `user_submit_info` event). A short prompt (<= 500 chars, no buttons) becomes the template's
   subtitle; otherwise the text is sent first and the template follows with `contact_subtitle`.
-- document: upload + file message for PDF/DOC/DOCX/CSV up to 5 MB, else text messages.
+- document: upload + file message for PDF/DOC/DOCX/CSV up to 5 MB, else text messages; a
+  PNG/JPEG (the VietQR) is uploaded as an image (≤ 1 MB) and sent in a media template.
+- photo (an http(s) address): a media template with the picture, then the text and buttons
+  (at most 5 per message, titles ≤ 100 characters) under it.
 - html: tags are stripped and entities unescaped (Zalo shows plain text).
 - edits are sent as new messages; `delete` and `delete_after_seconds` are no-ops;
   `reply_to` threading is not rendered.
@@ -49,6 +52,7 @@ class ZaloOAAdapter:
         contact_request=True,
         documents=True,
         photos=True,
+        inline_buttons=True,
         messaging_window=CONSULTATION_WINDOW,
         notification_channel="zns",  # bot/channels/zalo_zns.py, when templates are configured
     )
@@ -103,6 +107,9 @@ class ZaloOAAdapter:
             ids.append(await self._ask_contact(user_id, text))
             return _first(ids)
 
+        if message.photo and message.photo.startswith(("http://", "https://")):
+            # A media template shows the picture; the caption and buttons follow under it.
+            ids.append(await self._client.send_image(user_id, message.photo))
         chunks = split_text(text, ZALO_TEXT_LIMIT) if text else []
         if buttons:
             # Buttons ride on the last chunk so they sit under the whole text.
@@ -126,9 +133,16 @@ class ZaloOAAdapter:
             ids.append(await self._ask_contact(user_id, subtitle))
         if message.document is not None:
             doc = message.document
-            ids.append(
-                await self._client.send_file(user_id, doc.filename, doc.content, doc.mime_type)
-            )
+            if doc.mime_type in ("image/png", "image/jpeg"):  # the VietQR: an image message
+                ids.append(
+                    await self._client.send_image_file(
+                        user_id, doc.filename, doc.content, doc.mime_type
+                    )
+                )
+            else:
+                ids.append(
+                    await self._client.send_file(user_id, doc.filename, doc.content, doc.mime_type)
+                )
         return _first(ids)
 
     async def _ask_contact(self, user_id: str, subtitle: str) -> str:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MESSAGE_PATH = "/v3.0/oa/message/cs"
 UPLOAD_FILE_PATH = "/v2.0/oa/upload/file"
+UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"
+MAX_IMAGE_BYTES = 1024 * 1024  # jpg/png for image messages
 USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 
 # Applied per request so it holds whatever AsyncClient the runtime passes in.
@@ -172,6 +174,25 @@ class ZaloOAClient:
 
     async def send_image(self, user_id: str, url: str, text: str = "") -> str:
         payload = {"template_type": "media", "elements": [{"media_type": "image", "url": url}]}
+        message: dict[str, Any] = {"attachment": {"type": "template", "payload": payload}}
+        if text:
+            message["text"] = _cut(text, ZALO_TEXT_LIMIT)
+        return await self._send(user_id, message)
+
+    async def send_image_file(
+        self, user_id: str, filename: str, content: bytes, mime_type: str, text: str = ""
+    ) -> str:
+        """Upload a JPG/PNG of at most 1 MB and send it as an image message."""
+        if len(content) > MAX_IMAGE_BYTES:
+            raise ZaloPermanentError(None, "image over 1 MB")
+        data = await self._call(
+            _Request("POST", UPLOAD_IMAGE_PATH, files={"file": (filename, content, mime_type)})
+        )
+        attachment = data.get("attachment_id") if isinstance(data, dict) else None
+        if not isinstance(attachment, str) or not attachment:
+            raise ZaloTemporaryError(None, "upload answer has no attachment id")
+        element = {"media_type": "image", "attachment_id": attachment}
+        payload = {"template_type": "media", "elements": [element]}
         message: dict[str, Any] = {"attachment": {"type": "template", "payload": payload}}
         if text:
             message["text"] = _cut(text, ZALO_TEXT_LIMIT)

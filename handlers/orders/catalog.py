@@ -20,8 +20,23 @@ from handlers.text import fold
 CODE_PATTERN = re.compile(r"^([A-Z]{1,8})-([0-9]{1,6})$")
 
 _REQUIRED_FIELDS = ("code", "name_vi", "name_en", "price_vnd")
-_OPTIONAL_FIELDS = ("image_url",)
+_OPTIONAL_FIELDS = ("image_url", "category", "details_vi", "details_en", "hidden")
 _ROW_TABLE = "product"
+
+# The kinds of work the shop sells (labels: catalog.category.<key> in locales/*/catalog.po).
+CATEGORIES = ("oil", "silk", "lacquer", "woodblock", "print", "other")
+# A product without a category takes the one its code letters name.
+_CATEGORY_OF_LETTERS = {
+    "SD": "oil",
+    "LUA": "silk",
+    "SM": "lacquer",
+    "DH": "woodblock",
+    "IN": "print",
+}
+
+
+def category_of_code(code: str) -> str:
+    return _CATEGORY_OF_LETTERS.get(code.split("-", 1)[0].upper(), "other")
 
 
 class CatalogError(Exception):
@@ -40,10 +55,36 @@ class Product:
     name_en: str
     price_vnd: int
     image_url: str | None = None
+    category: str = ""  # one of CATEGORIES; empty = the one the code letters name
+    details_vi: str = ""  # material and size: "sơn dầu trên toan, 60×90 cm"
+    details_en: str = ""
+    hidden: bool = False  # not shown or matched; orders that have it keep their snapshot
+    photo_ref: str | None = None  # a photo staff sent: "<channel>:<platform reference>"
+
+    def __post_init__(self) -> None:
+        if not self.category:
+            object.__setattr__(self, "category", category_of_code(self.code))
+
+    def title(self, lang: str) -> str:
+        """The work's own name in `lang` (Vietnamese for any language other than English)."""
+        return self.name_en if lang == "en" else self.name_vi
+
+    def details(self, lang: str) -> str:
+        return self.details_en if lang == "en" else self.details_vi
 
     def name(self, lang: str) -> str:
-        """The name in `lang`; Vietnamese for any language other than English."""
-        return self.name_en if lang == "en" else self.name_vi
+        """Name with material and size: "Phố cổ Hà Nội mùa thu — sơn dầu trên toan, 60×90 cm"."""
+        details = self.details(lang)
+        return f"{self.title(lang)} — {details}" if details else self.title(lang)
+
+    def image_for(self, channel: str) -> str | None:
+        """What to show as its photo on `channel`: the photo staff sent there (a platform
+        file reference works only on its own platform), else the photo address."""
+        if self.photo_ref:
+            where, _, ref = self.photo_ref.partition(":")
+            if where == channel and ref:
+                return ref
+        return self.image_url
 
 
 def format_vnd(amount: int) -> str:
@@ -120,8 +161,22 @@ class Catalog:
         return len(self._products)
 
     def get(self, code: str) -> Product | None:
-        """The product with this code, ignoring case and surrounding spaces."""
+        """The product with this code, ignoring case and surrounding spaces (hidden too:
+        an order placed before it was hidden still names it)."""
         return self._by_code.get(code.strip().upper())
+
+    def visible(self, category: str | None = None) -> list[Product]:
+        """What customers may browse and order, in display order (optionally one category)."""
+        return [
+            p
+            for p in self._products
+            if not p.hidden and (category is None or p.category == category)
+        ]
+
+    def categories(self) -> list[str]:
+        """The categories that have something to show, in the fixed CATEGORIES order."""
+        present = {p.category for p in self._products if not p.hidden}
+        return [c for c in CATEGORIES if c in present]
 
     def find_code_in(self, text: str) -> str | None:
         """The first known product code mentioned in free text, in canonical form.
@@ -180,6 +235,22 @@ def _parse_row(row: object, index: int, source: str) -> Product:
     where = f"{where} ({code})"
 
     names = {field: _text_field(row, field, where, index) for field in ("name_vi", "name_en")}
+    details = {
+        field: _text_field(row, field, where, index) if field in row else ""
+        for field in ("details_vi", "details_en")
+    }
+    category = row.get("category", "")
+    if category and category not in CATEGORIES:
+        raise CatalogError(
+            f"{where}: field 'category' must be one of {', '.join(CATEGORIES)}",
+            row=index,
+            field="category",
+        )
+    hidden = row.get("hidden", False)
+    if not isinstance(hidden, bool):
+        raise CatalogError(
+            f"{where}: field 'hidden' must be true or false", row=index, field="hidden"
+        )
 
     price = row["price_vnd"]
     # bool is an int subclass; `price_vnd = true` is a typo, not a price.
@@ -210,6 +281,10 @@ def _parse_row(row: object, index: int, source: str) -> Product:
         name_en=names["name_en"],
         price_vnd=price,
         image_url=image_url,
+        category=category,
+        details_vi=details["details_vi"],
+        details_en=details["details_en"],
+        hidden=hidden,
     )
 
 

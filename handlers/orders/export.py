@@ -28,6 +28,10 @@ COLUMNS = (
     "product_code",
     "product_name",
     "price_vnd",
+    "quantity",
+    "shipping_fee_vnd",
+    "total_vnd",
+    "payment_status",
     "request_text",
     "channel",
     "language",
@@ -57,8 +61,9 @@ def orders_csv(lang: str, orders: Sequence[Order]) -> bytes:
     writer.writerow([t(lang, f"staff.csv.{column}") for column in COLUMNS])
     total = 0
     for order in orders:
-        if order.price_vnd is not None and order.status != CANCELLED:
-            total += order.price_vnd
+        value = order.total_vnd if order.total_vnd is not None else order.price_vnd
+        if value is not None and order.status != CANCELLED:
+            total += value
         writer.writerow(
             [
                 order.code,
@@ -71,6 +76,10 @@ def orders_csv(lang: str, orders: Sequence[Order]) -> bytes:
                 order.product_code or "",
                 order.product_name or "",
                 order.price_vnd if order.price_vnd is not None else "",
+                order.quantity,
+                order.shipping_fee_vnd if order.shipping_fee_vnd is not None else "",
+                order.total_vnd if order.total_vnd is not None else "",
+                t(lang, f"catalog.payment.{order.payment_status}"),
                 _cell(order.request_text or ""),
                 order.channel,
                 order.language,
@@ -78,7 +87,7 @@ def orders_csv(lang: str, orders: Sequence[Order]) -> bytes:
         )
     totals = [""] * len(COLUMNS)
     totals[0] = t(lang, "staff.csv.total_orders", count=len(orders))
-    totals[COLUMNS.index("product_name")] = t(lang, "staff.csv.total_value")
-    totals[COLUMNS.index("price_vnd")] = str(total)
+    totals[COLUMNS.index("payment_status")] = t(lang, "staff.csv.total_value")
+    totals[COLUMNS.index("total_vnd")] = str(total)
     writer.writerow(totals)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")

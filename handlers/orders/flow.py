@@ -25,6 +25,9 @@ from handlers.errors import InvalidInput
 from handlers.flows.consent import after_consent
 from handlers.orders import codes
 from handlers.orders.catalog import Catalog, format_vnd
+from handlers.orders.matching import offer_products
+from handlers.orders.payments import request_payment
+from handlers.orders.pricing import order_money_lines, quote, quote_lines, with_quantity
 from handlers.orders.service import (
     NEW,
     OPEN_STATUSES,
@@ -70,23 +73,28 @@ def _show_phone(ctx: Context, value: Any) -> str:
 
 def describe_product(ctx: Context, code: str | None) -> str | None:
     """ "SD-001 — name — 4.500.000 ₫" for a known catalog code, else None."""
-    product = ctx.config.catalog.get(code) if code else None
+    product = ctx.catalog.get(code) if code else None
     if product is None:
         return None
     return f"{product.code} — {product.name(ctx.lang)} — {format_vnd(product.price_vnd)}"
 
 
 def _show_request(ctx: Context, value: Any) -> str:
-    product = describe_product(ctx, ctx.config.catalog.find_code_in(str(value)))
-    return f"{value}\n   → {product}" if product else str(value)
+    product = describe_product(ctx, ctx.catalog.find_code_in(str(value)))
+    if not product:
+        return str(value)
+    priced = quote(ctx.catalog, ctx.config, str(value))
+    lines = [str(value), f"   → {product}"]
+    lines += [f"   {line}" for line in quote_lines(ctx.lang, priced)] if priced else []
+    return "\n".join(lines)
 
 
 async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
     assert ctx.customer is not None
     customer = ctx.customer
     request = str(values["request"])
-    product_code = ctx.config.catalog.find_code_in(request)
-    product = ctx.config.catalog.get(product_code) if product_code else None
+    priced = quote(ctx.catalog, ctx.config, request)
+    product = priced.product if priced else None
     code = codes.new_code()
     while await ctx.uow.orders.code_exists(code):
         code = codes.new_code()
@@ -104,7 +112,10 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
         photos=list(values.get("photos") or []),
         product_code=product.code if product else None,
         product_name=product.name(ctx.config.default_language) if product else None,
-        price_vnd=product.price_vnd if product else None,
+        price_vnd=priced.unit_vnd if priced else None,
+        quantity=priced.quantity if priced else 1,
+        shipping_fee_vnd=priced.shipping_vnd if priced else None,
+        total_vnd=priced.total_vnd if priced else None,
         created_at=ctx.now,
         updated_at=ctx.now,
         history=[],
@@ -129,6 +140,8 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
         customer_id=customer.id,
     )
     product_text = product_line(ctx.lang, order, product.name(ctx.lang) if product else None)
+    if product_text:
+        product_text = "\n".join([product_text, *order_money_lines(ctx.lang, order)])
     await ctx.reply(
         ctx.tr(
             "order.confirmed",
@@ -138,6 +151,7 @@ async def _confirm(ctx: Context, values: dict[str, Any]) -> None:
         ),
         ((ctx.button("order.btn.my_orders", MyOrdersButton()),),),
     )
+    await request_payment(ctx, order)
 
 
 ORDER_FLOW = router.flow(
@@ -187,6 +201,7 @@ ORDER_FLOW = router.flow(
                 "order.field.request",
                 _request,
                 show=_show_request,
+                offer=offer_products,
                 aliases=("yeu cau", "tranh", "mau", "san pham", "request", "painting"),
             ),
             Step(
@@ -208,13 +223,13 @@ async def start_order(ctx: Context, context: dict[str, Any]) -> None:
     the customer already said they want is offered at the request step."""
     values: dict[str, Any] = {}
     suggested: dict[str, str] = {}
-    product = ctx.config.catalog.get(str(context.get("product", "")))
-    if product is not None:
-        values["request"] = product.code
+    product = ctx.catalog.get(str(context.get("product", "")))
+    if product is not None and not product.hidden:
+        values["request"] = with_quantity(product.code, int(context.get("quantity") or 1))
         await ctx.reply(
             ctx.tr("order.deep_link", product=describe_product(ctx, product.code) or product.code)
         )
-    elif wish := request_from_opening(str(context.get("text", "")), ctx.config.catalog):
+    elif wish := request_from_opening(str(context.get("text", "")), ctx.catalog):
         suggested["request"] = wish
     await engine.begin(ctx, ORDER_FLOW, values, suggested=suggested)
 
@@ -351,6 +366,7 @@ async def show_own_order(ctx: Context, typed_code: str) -> None:
     ]
     if product := product_line(ctx.lang, order):
         lines.append(f"{ctx.tr('order.field.product')}: {product}")
+        lines += [f"   {line}" for line in order_money_lines(ctx.lang, order)]
     lines.append("")
     lines += [
         f"• {local_time(change.at)} — {status_label(ctx.lang, change.status)}"

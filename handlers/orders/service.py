@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timedelta, timezone
-from typing import cast
+from typing import Literal, cast
 
-from handlers.buttons import OrderStatus, OrderStatusButton
+from handlers.buttons import OrderStatus, OrderStatusButton, PaymentButton
 from handlers.context import ButtonRows, Context, reachable_identity, window_end
 from handlers.i18n import LANGUAGES, t
 from handlers.messages import Button, Outbound
 from handlers.orders.catalog import format_vnd
+from handlers.orders.pricing import order_money_lines
 from handlers.orders.validators import format_phone_display
 from handlers.text import fold
+from storage.catalog import PAID, UNPAID
 from storage.models import Customer, Order, OrderStatusChange
 from storage.tags import Tag
 
@@ -129,6 +131,7 @@ def render_alert(ctx: Context, order: Order) -> str:
         row("order.field.address", order.address),
         row("order.field.email", order.email),
         row("order.field.product", product_line(lang, order)),
+        *(e(f"   {line}") for line in order_money_lines(lang, order) if order.product_code),
         row("order.field.request", order.request_text),
         row("order.field.photos", ", ".join(order.photos) if order.photos else None),
         row("order.alert.channel", f"{order.channel} · {order.language}"),
@@ -166,7 +169,13 @@ def alert_buttons(ctx: Context, order: Order) -> ButtonRows:
         )
         for status in ACTIONS
     ]
-    return tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    next_payment: dict[str, Literal["paid", "refunded"]] = {UNPAID: "paid", PAID: "refunded"}
+    payment = next_payment.get(order.payment_status)
+    if payment is not None and order.total_vnd is not None and order.status != CANCELLED:
+        label = t(lang, f"catalog.payment.action.{payment}")
+        rows += ((Button(label, PaymentButton(order.id, payment).pack()),),)
+    return rows
 
 
 async def refresh_alert(ctx: Context, order: Order) -> None:

@@ -20,6 +20,7 @@ from handlers.engine import Flow, Step
 from handlers.i18n import catalog, t
 from handlers.lookup import staff_target
 from handlers.messages import Document
+from handlers.orders.catalog import format_vnd
 from handlers.orders.service import (
     OPEN_STATUSES,
     local_time,
@@ -126,6 +127,12 @@ def render_mydata(ctx: Context, data: dict[str, Any]) -> str:
             f"• {order['code']} — {status_label(ctx.lang, order['status'])} — "
             f"{_fmt_time(order['created_at'])}"
         )
+        if order["total_vnd"] is not None:
+            payment = ctx.tr(f"catalog.payment.{order['payment_status']}")
+            lines.append(
+                f"   {ctx.tr('catalog.quote.total', total=format_vnd(order['total_vnd']))}"
+            )
+            lines.append(f"   {ctx.tr('catalog.payment.line', status=payment)}")
         for message in order["messages"]:
             arrow = "→" if message["direction"] == "in" else "←"
             lines.append(f"   {arrow} {message['text'][:200]}")

@@ -34,6 +34,11 @@ async def collect(
     orders = await uow.orders.of_customer(customer.id)
     relayed = await uow.relayed.of_customer(customer.id)
     disclosures = await uow.disclosures.of_customer(customer.id)
+    payments_by_order: dict[int | None, list[dict[str, Any]]] = {}
+    for event in await uow.payments.of_customer(customer.id):
+        payments_by_order.setdefault(event.order_id, []).append(
+            {"kind": event.kind, "amount_vnd": event.amount_vnd, "at": iso(event.at)}
+        )
     messages_by_thread: dict[str, list[dict[str, Any]]] = {}
     for message in relayed:
         messages_by_thread.setdefault(message.thread, []).append(
@@ -85,6 +90,12 @@ async def collect(
                 "email": o.email,
                 "request": o.request_text,
                 "product_code": o.product_code,
+                "quantity": o.quantity,
+                "unit_price_vnd": o.price_vnd,
+                "shipping_fee_vnd": o.shipping_fee_vnd,
+                "total_vnd": o.total_vnd,
+                "payment_status": o.payment_status,
+                "payments": payments_by_order.get(o.id, []),
                 "photos": list(o.photos or []),
                 "status_history": [{"status": h.status, "at": iso(h.at)} for h in o.history],
                 "messages": messages_by_thread.pop(str(Tag("order", o.id)), []),

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import storage.catalog  # noqa: F401  (catalog and payment tables live in their own module)
 import storage.support  # noqa: F401  (support tables live in their own module)
 from storage.models import Base
 

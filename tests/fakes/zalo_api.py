@@ -36,6 +36,7 @@ JSON = dict[str, Any]
 
 MESSAGE_PATH = "/v3.0/oa/message/cs"
 UPLOAD_FILE_PATH = "/v2.0/oa/upload/file"
+UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"
 USER_DETAIL_PATH = "/v3.0/oa/user/detail"
 TOKEN_PATH = "/v4/oa/access_token"
 ZNS_PATH = "/message/template"
@@ -83,6 +84,7 @@ class FakeZaloAPI:
                 routes=[
                     Route(MESSAGE_PATH, self._message, methods=["POST"]),
                     Route(UPLOAD_FILE_PATH, self._upload_file, methods=["POST"]),
+                    Route(UPLOAD_IMAGE_PATH, self._upload_image, methods=["POST"]),
                     Route(USER_DETAIL_PATH, self._user_detail, methods=["GET"]),
                     Route(TOKEN_PATH, self._token, methods=["POST"]),
                     Route(ZNS_PATH, self._zns, methods=["POST"]),
@@ -241,6 +243,19 @@ class FakeZaloAPI:
         self.uploads.append(upload)
         token = f"filetoken{next(self._ids)}"
         return self._answer(call, {"error": 0, "message": "Success", "data": {"token": token}})
+
+    async def _upload_image(self, request: Request) -> Response:
+        call, refused = await self._record(request)
+        if refused is not None:
+            return refused
+        upload = call.files.get("file")
+        if upload is None:
+            return self._answer(call, {"error": -201, "message": "file is invalid!"})
+        self.uploads.append(upload)
+        attachment = f"image{next(self._ids)}"
+        return self._answer(
+            call, {"error": 0, "message": "Success", "data": {"attachment_id": attachment}}
+        )
 
     async def _user_detail(self, request: Request) -> Response:
         call, refused = await self._record(request)
