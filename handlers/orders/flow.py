@@ -225,10 +225,12 @@ async def start_order(ctx: Context, context: dict[str, Any]) -> None:
     suggested: dict[str, str] = {}
     product = ctx.catalog.get(str(context.get("product", "")))
     if product is not None and not product.hidden:
-        values["request"] = with_quantity(product.code, int(context.get("quantity") or 1))
-        await ctx.reply(
-            ctx.tr("order.deep_link", product=describe_product(ctx, product.code) or product.code)
-        )
+        quantity = int(context.get("quantity") or 1)
+        values["request"] = with_quantity(product.code, quantity)
+        described = describe_product(ctx, product.code) or product.code
+        if quantity > 1:
+            described += f" × {quantity}"
+        await ctx.reply(ctx.tr("order.deep_link", product=described))
     elif wish := request_from_opening(str(context.get("text", "")), ctx.catalog):
         suggested["request"] = wish
     await engine.begin(ctx, ORDER_FLOW, values, suggested=suggested)
