@@ -602,9 +602,11 @@ async def test_staff_export_is_a_csv_a_vietnamese_office_opens_as_it_is(
         tr("order.status.new"),
         tr("order.status.cancelled"),
     ]
+    assert records[0]["quantity"] == "1" and records[0]["total_vnd"] == "4500000"
+    assert records[0]["payment_status"] == tr("catalog.payment.unpaid")
     assert totals[0] == tr("staff.csv.total_orders", count=3)
-    prices = [int(r["price_vnd"]) for r in records[:2] if r["price_vnd"]]
-    assert totals[COLUMNS.index("price_vnd")] == str(sum(prices))  # cancelled not counted
+    totals_of_open = [int(r["total_vnd"]) for r in records[:2] if r["total_vnd"]]
+    assert totals[COLUMNS.index("total_vnd")] == str(sum(totals_of_open))  # not the cancelled
     assert [a.action for a in await harness.rows(AuditEntry)][-1] == "orders_exported"
 
 

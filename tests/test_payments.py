@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 import bot.channels.telegram as tg
 from bot.payments import SEPAY_PATH, sepay_route
 from handlers.messages import STAFF, Document, Outbound
+from handlers.orders.export import COLUMNS
 from handlers.orders.vietqr import Transfer, VietQRError, crc16_ccitt, parse_tlv, transfer_note
 from storage.catalog import PaymentEvent
 from storage.models import AuditEntry
@@ -418,10 +419,12 @@ async def test_the_staff_csv_export_carries_quantity_total_and_payment(paying: H
     code = await paying.place_order("1", request="DH-005 lấy 3 bức")
     replies = await paying.staff("/export")
     document = next(m.document for m in replies if m.document is not None)
-    (row,) = csv.DictReader(io.StringIO(document.content.decode("utf-8-sig")))
+    header, line, _totals = csv.reader(io.StringIO(document.content.decode("utf-8-sig")))
+    assert header == [tr(f"staff.csv.{column}") for column in COLUMNS]
+    row = dict(zip(COLUMNS, line, strict=True))
     assert (row["code"], row["quantity"], row["total_vnd"], row["payment_status"]) == (
         code,
         "3",
         "1400000",
-        "unpaid",
+        tr("catalog.payment.unpaid"),
     )

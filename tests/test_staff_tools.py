@@ -43,7 +43,8 @@ def alert_of(messages: list, order_id: int):  # type: ignore[no-untyped-def]
 async def test_buttons_keep_their_places_across_status_changes(harness: Harness) -> None:
     code = await harness.place_order("1")
     order = await harness.order(code)
-    expected = [f"os:{order.id}:{status}" for status in ACTIONS]
+    # The statuses in fixed places, then the (priced) order's one-tap "paid".
+    expected = [f"os:{order.id}:{status}" for status in ACTIONS] + [f"pay:{order.id}:paid"]
     first = alert_of(harness.delivered(STAFF), order.id)
     assert [b.payload for b in flat_buttons(first)] == expected
     assert first.text.startswith("🆕 <b>" + staff_tr("order.alert.title", code=code))
@@ -65,7 +66,9 @@ async def test_buttons_keep_their_places_across_status_changes(harness: Harness)
     replies = await harness.staff(payload=f"os:{order.id}:done")
     assert alert_of(harness.delivered(STAFF), order.id).buttons != ()
     final = [m for m in replies if m.tag == f"order:{order.id}" and m.edit_of][-1]
-    assert final.buttons == () and final.text.startswith("✅ <b>")
+    # Delivered: no status button any more, only the payment one (it may be paid on delivery).
+    assert [b.payload for b in flat_buttons(final)] == [f"pay:{order.id}:paid"]
+    assert final.text.startswith("✅ <b>")
 
 
 async def test_carrier_hand_off_shows_exactly_what_is_shared_and_waits_for_confirmation(

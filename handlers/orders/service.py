@@ -158,18 +158,19 @@ def render_alert(ctx: Context, order: Order) -> str:
 
 def alert_buttons(ctx: Context, order: Order) -> ButtonRows:
     """The one-tap status buttons: every action in fixed places while the order is open
-    (see `ACTIONS`), none once it is done or cancelled."""
-    if not TRANSITIONS[order.status]:
-        return ()
+    (see `ACTIONS`), none once it is done or cancelled; then, for a priced order that is not
+    cancelled, the payment button ("paid", then "refunded"), delivered orders included."""
     lang = ctx.config.default_language
-    buttons = [
-        Button(
-            t(lang, f"order.action.{status}"),
-            OrderStatusButton(order.id, cast(OrderStatus, status)).pack(),
-        )
-        for status in ACTIONS
-    ]
-    rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    rows: ButtonRows = ()
+    if TRANSITIONS[order.status]:
+        buttons = [
+            Button(
+                t(lang, f"order.action.{status}"),
+                OrderStatusButton(order.id, cast(OrderStatus, status)).pack(),
+            )
+            for status in ACTIONS
+        ]
+        rows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
     next_payment: dict[str, Literal["paid", "refunded"]] = {UNPAID: "paid", PAID: "refunded"}
     payment = next_payment.get(order.payment_status)
     if payment is not None and order.total_vnd is not None and order.status != CANCELLED:
