@@ -89,6 +89,15 @@ def tr(key: str, lang: str = "vi", **params: object) -> str:
     return t(lang, key, **params)
 
 
+def kb_reply(key: str, lang: str = "vi", **params: object) -> str:
+    """A knowledge-base answer as the bot sends it: with the hotline line when the answer
+    itself does not give the hotline (no dead ends)."""
+    text = tr(key, lang, **params)
+    if tr("core.hotline", lang) in text:
+        return text
+    return f"{text}\n\n{tr('support.more_help', lang)}"
+
+
 def first_line(key: str, lang: str = "vi", **params: object) -> str:
     """The first line of a catalog text: enough to recognise a prompt in output."""
     return tr(key, lang, **params).splitlines()[0]

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from handlers.engine import position
+from handlers.support.understanding import understand_sentences
 from storage.support import Ticket
-from tests.helpers import Harness, first_line, joined, texts, tr
+from tests.helpers import Harness, first_line, joined, kb_reply, texts, tr
 
 
 async def where(harness: Harness, user: str = "1") -> str | None:
@@ -155,3 +156,19 @@ async def test_returning_customer_types_no_enter_new(harness: Harness) -> None:
     replies = await harness.say("1", "khong, nhap moi")
     assert await where(harness) == "order:full_name"
     assert first_line("order.ask.full_name") in joined(replies)
+
+
+async def test_a_question_ending_in_vay_shop_at_the_phone_step_is_answered(
+    harness: Harness,
+) -> None:
+    await harness.order_until("1", "phone")
+    replies = await harness.say("1", "sao phai cho sdt vay shop")
+    assert kb_reply("kb.purpose.answer") in texts(replies)
+    assert first_line("order.ask.phone") in replies[-1].text
+    assert await where(harness) == "order:phone"
+
+
+def test_each_clear_sentence_of_a_long_message_is_understood() -> None:
+    found = understand_sentences("Shop o dau vay? Phi ship ra Da Nang bao nhieu?")
+    assert [r.key for r in found] == ["contact", "shipping"]
+    assert understand_sentences("alo") == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from handlers.messages import STAFF, Outbound
 from storage.models import AuditEntry, RelayedMessage
 from storage.support import Ticket
-from tests.helpers import Harness, first_line, flat_buttons, joined, texts, tr
+from tests.helpers import Harness, first_line, flat_buttons, joined, kb_reply, texts, tr
 
 LEAK = "co nguoi goi dien biet ten va dia chi cua toi, co phai shop lam lo khong?"
 HOTLINE = "0815336668"
@@ -108,7 +108,7 @@ async def test_a_service_complaint_takes_category_and_description_from_the_messa
 async def test_when_is_my_data_destroyed_answers_and_offers_the_button(harness: Harness) -> None:
     await harness.consent("1")
     replies = await harness.say("1", "bao gio thi du lieu cua toi bi huy")
-    assert texts(replies) == [tr("kb.retention.answer")]
+    assert texts(replies) == [kb_reply("kb.retention.answer")]
     assert "rights:delete" in payloads(replies)  # the action, offered
     assert "rights:delete:confirm" not in payloads(replies)  # not the confirmation screen
     assert "customer_erased" not in [a.action for a in await harness.rows(AuditEntry)]
@@ -122,7 +122,9 @@ async def test_deletion_questions_get_answers_and_requests_the_confirmation(
         replies = await harness.say("1", question)
         assert "rights:delete:confirm" not in payloads(replies), question
         assert texts(replies)[0] in {
-            tr(f"kb.{topic}.answer", lang) for topic in ("retention", "delete") for lang in LANGS
+            kb_reply(f"kb.{topic}.answer", lang)
+            for topic in ("retention", "delete")
+            for lang in LANGS
         }
     request = await harness.say("1", "xoa du lieu cua toi di")
     assert "rights:delete:confirm" in payloads(request)
@@ -133,7 +135,7 @@ async def test_a_question_about_my_data_gets_the_answer_with_the_button(
     harness: Harness,
 ) -> None:
     replies = await harness.say("1", "shop dang luu nhung thong tin gi cua toi vay?")
-    assert texts(replies) == [tr("kb.collected.answer")]
+    assert texts(replies) == [kb_reply("kb.collected.answer")]
     assert "mydata" in payloads(replies)
 
 
@@ -144,18 +146,18 @@ async def test_returns_question_without_any_order_gets_the_policy_and_hotline(
     harness: Harness,
 ) -> None:
     replies = await harness.say("1", "chinh sach doi tra cua shop the nao")
-    assert texts(replies) == [tr("kb.returns.answer")]
+    assert texts(replies) == [kb_reply("kb.returns.answer")]
     assert HOTLINE in replies[0].text
     assert "talk" in payloads(replies)
     assert "returns" not in payloads(replies)  # no order to return: no dead-end button
     broken = await harness.say("1", "tranh bi vo roi")
-    assert texts(broken) == [tr("kb.returns.answer")]
+    assert texts(broken) == [kb_reply("kb.returns.answer")]
 
 
 async def test_returns_with_an_order(harness: Harness) -> None:
     await harness.place_order("1")
     question = await harness.say("1", "tranh bi vo khi nhan thi sao?")
-    assert texts(question) == [tr("kb.returns.answer")]
+    assert texts(question) == [kb_reply("kb.returns.answer")]
     assert "returns" in payloads(question)
     request = await harness.say("1", "tranh giao den bi vo khung roi")
     assert tr("returns.choose_order") in texts(request)
@@ -165,9 +167,9 @@ async def test_shipping_and_payment_answered_without_an_order_relayed_with_one(
     harness: Harness,
 ) -> None:
     shipping = await harness.say("1", "phi ship ve da nang bao nhieu")
-    assert texts(shipping) == [tr("kb.shipping.answer")]
+    assert texts(shipping) == [kb_reply("kb.shipping.answer")]
     payment = await harness.say("1", "co thanh toan khi nhan hang dc ko")
-    assert texts(payment) == [tr("kb.payment.answer")]
+    assert texts(payment) == [kb_reply("kb.payment.answer")]
     assert HOTLINE in shipping[0].text and HOTLINE in payment[0].text
     code = await harness.place_order("2")
     relayed = await harness.say("2", "phi ship ve da nang bao nhieu")
@@ -176,5 +178,5 @@ async def test_shipping_and_payment_answered_without_an_order_relayed_with_one(
 
 async def test_opening_hours_come_from_the_settings(harness: Harness) -> None:
     replies = await harness.say("1", "shop mo cua may gio")
-    assert texts(replies) == [tr("kb.contact.answer", hours="8:00–21:00")]
+    assert texts(replies) == [kb_reply("kb.contact.answer", hours="8:00–21:00")]
     assert "8:00–21:00" in replies[0].text and HOTLINE in replies[0].text

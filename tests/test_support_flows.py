@@ -32,7 +32,7 @@ from handlers.support.understanding import Understanding, topic_actions
 from storage.models import AuditEntry, RelayedMessage
 from storage.repositories import UnitOfWork
 from storage.support import SupportThread, Ticket
-from tests.helpers import STAFF_USER, Harness, flat_buttons, joined, texts, tr
+from tests.helpers import STAFF_USER, Harness, flat_buttons, joined, kb_reply, texts, tr
 
 APP = build()
 SUPPORT_DIR = Path(answers.__file__).resolve().parent
@@ -96,7 +96,7 @@ async def test_diacritic_free_question_gets_the_answer_and_its_action_buttons(
     replies = await harness.say("1", question)
     assert len(replies) == 1
     answer = replies[0]
-    assert answer.text == tr(f"kb.{topic}.answer")
+    assert answer.text == kb_reply(f"kb.{topic}.answer")
     expected = [answers.ACTION_PAYLOADS[a].pack() for a in topic_actions(topic)]
     assert payloads(answer) == expected
     assert all(p in {q.pack() for q in answers.ACTION_PAYLOADS.values()} for p in expected)
@@ -113,12 +113,12 @@ async def test_delete_answer_offers_the_delete_button_and_change_offers_edit(
 
 async def test_english_question_is_answered_in_english(harness: Harness) -> None:
     replies = await harness.say("1", "how long do you keep my data", language_hint="en")
-    assert replies[0].text == tr("kb.retention.answer", "en")
+    assert replies[0].text == kb_reply("kb.retention.answer", "en")
 
 
 async def test_kb_button_shows_an_answer_and_faq_lists_every_topic(harness: Harness) -> None:
     replies = await harness.press("1", "kb:carrier")
-    assert replies[0].text == tr("kb.carrier.answer")
+    assert replies[0].text == kb_reply("kb.carrier.answer")
     listing = (await harness.say("1", "/faq"))[0]
     assert listing.text == tr("support.faq_intro")
     assert "kb:retention" in payloads(listing) and "kb:contact" in payloads(listing)
@@ -162,7 +162,7 @@ async def test_delete_intent_only_asks_for_confirmation(harness: Harness) -> Non
         # The lead's confirmation screen: explain, then confirm / keep buttons.
         assert "rights:delete:confirm" in payloads(replies[-1])
     else:
-        assert replies[0].text == tr("kb.delete.answer")
+        assert replies[0].text == kb_reply("kb.delete.answer")
     after = await harness.customer("1")
     assert before is not None and after is not None and after.id == before.id
     assert "customer_erased" not in [a.action for a in await harness.rows(AuditEntry)]
@@ -182,7 +182,7 @@ async def test_intents_for_complaint_returns_and_staff(harness: Harness) -> None
     assert complaint[0].text == tr("complaint.ask.category")
     await harness.press("1", "f:cancel")
     no_orders = await harness.say("1", "tranh bi hong muon doi tra")
-    assert no_orders[0].text == tr("kb.returns.answer")  # no order to return: the policy
+    assert no_orders[0].text == kb_reply("kb.returns.answer")  # no order to return: the policy
     assert "0815336668" in no_orders[0].text
     staff = await harness.say("1", "cho minh noi chuyen voi nhan vien")
     thread = (await harness.rows(SupportThread))[0]
@@ -194,7 +194,7 @@ async def test_while_an_order_is_open_questions_are_answered_and_the_rest_relaye
 ) -> None:
     code = await harness.place_order("1")
     answer = await harness.say("1", "shop luu thong tin cua minh bao lau")
-    assert texts(answer) == [tr("kb.retention.answer")]
+    assert texts(answer) == [kb_reply("kb.retention.answer")]
     relayed = await harness.say("1", "khi nao thi giao tranh cho em duoc a")
     assert tr("order.relayed", code=code) in texts(relayed)
     assert any("khi nao thi giao tranh" in m.text for m in relayed if m.chat_id == STAFF)
@@ -531,7 +531,7 @@ async def test_talk_to_staff_relays_both_ways_until_staff_close(harness: Harness
     assert (await harness.rows(SupportThread))[0].closed_by == f"staff:console:{STAFF_USER}"
 
     after = await harness.say("1", "shop luu thong tin cua minh bao lau")
-    assert texts(after) == [tr("kb.retention.answer")]  # no longer relayed
+    assert texts(after) == [kb_reply("kb.retention.answer")]  # no longer relayed
     late = await harness.staff(f"{thread.code} còn đó không ạ")
     assert texts(late) == [staff_tr("talk.staff.already_closed", code=thread.code)]
 
@@ -563,7 +563,7 @@ async def test_a_burst_from_one_customer_is_muted_while_another_is_served(
     assert len(to_1) == abuse.FLOOD_LIMIT + 1  # 20 answered, one notice, 9 dropped silently
     assert to_1[-1].text == tr("core.too_fast")
     to_2 = [m for m in sent if m.chat_id == "2"]
-    assert texts(to_2) == [tr("kb.retention.answer")] * 3
+    assert texts(to_2) == [kb_reply("kb.retention.answer")] * 3
 
     # Still within the window: dropped without a word.
     harness.clock.advance(seconds=30)
@@ -575,7 +575,7 @@ async def test_a_burst_from_one_customer_is_muted_while_another_is_served(
     # Once the window has passed, the customer is served again.
     harness.clock.advance(seconds=61)
     replies = await harness.say("1", "shop luu thong tin bao lau")
-    assert texts(replies) == [tr("kb.retention.answer")]
+    assert texts(replies) == [kb_reply("kb.retention.answer")]
 
 
 async def test_staff_are_never_flood_limited(harness: Harness) -> None:

@@ -52,6 +52,7 @@ from handlers.support.understanding import (
     topic,
     topic_actions,
     understand,
+    understand_sentences,
 )
 from handlers.words import looks_like_question
 
@@ -101,10 +102,16 @@ async def understand_free_text(ctx: Context) -> bool:
     if not text or ctx.customer is None:
         return False
     result = understand(text)
-    if result.kind == "unknown" or result.key is None:
+    sentences = understand_sentences(text)
+    if (result.kind == "unknown" or result.key is None) and not sentences:
         return False
     order_open = await ctx.uow.orders.latest_open(ctx.customer.id, OPEN_STATUSES) is not None
-    if result.confident and order_open and result.key in RELAYED_WHILE_ORDER_OPEN:
+    relayed = RELAYED_WHILE_ORDER_OPEN if order_open else frozenset()
+    if await _answer_each(ctx, result, sentences, relayed):
+        return True
+    if result.kind == "unknown" or result.key is None:
+        return False
+    if result.confident and result.key in relayed:
         return False
     if result.confident and result.kind == "topic":
         await show_answer(ctx, result.key)
@@ -118,13 +125,33 @@ async def understand_free_text(ctx: Context) -> bool:
     return await suggest(ctx, result)
 
 
+async def _answer_each(
+    ctx: Context,
+    whole: Understanding,
+    sentences: list[Understanding],
+    skip: frozenset[str] = frozenset(),
+) -> bool:
+    """Several questions in one message: each clear one answered, when more than one is
+    clear or the message is not clear as a whole. True when it answered."""
+    topics = [r.key for r in sentences if r.kind == "topic" and r.key and r.key not in skip]
+    if not (len(topics) > 1 or (topics and not whole.confident)):
+        return False
+    for key in topics:
+        await show_answer(ctx, key)
+    return True
+
+
 async def show_answer(ctx: Context, key: str) -> None:
     actions = topic_actions(key)
     if "returns" in actions and not await has_returnable_order(ctx):
         actions = tuple(a for a in actions if a != "returns")  # it would only say "no order"
     buttons = [ctx.button(f"support.action.{a}", ACTION_PAYLOADS[a]) for a in actions]
     rows: ButtonRows = tuple(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
-    await ctx.reply(ctx.tr(f"kb.{key}.answer", hours=ctx.config.shop_hours), rows)
+    text = ctx.tr(f"kb.{key}.answer", hours=ctx.config.shop_hours)
+    more_help = ctx.tr("support.more_help")
+    if ctx.tr("core.hotline") not in text:  # no dead end: a person is always one call away
+        text += f"\n\n{more_help}"
+    await ctx.reply(text, rows)
 
 
 async def has_returnable_order(ctx: Context) -> bool:
@@ -221,6 +248,8 @@ async def answer_mid_flow(ctx: Context) -> bool:
     if not looks_like_question(text):
         return False
     result = understand(text)
+    if await _answer_each(ctx, result, understand_sentences(text)):
+        return True  # "Shop ở đâu? Phí ship bao nhiêu?": both answered
     if result.kind == "topic" and result.confident and result.key is not None:
         await show_answer(ctx, result.key)
         return True

@@ -576,9 +576,28 @@ def _keyword_bonus(padded: str, topic: Topic, mood: Mood | None) -> float:
     return bonus
 
 
+# Particles and forms of address that close a chat message ("... vay shop", "... a ad"):
+# they say who is addressed, not what about, so they are dropped from the end before
+# matching ("shop" as the subject, "shop o dau", stays).
+_CLOSING_PARTICLES = frozenset(("vay", "a", "ah", "nhe", "nha", "oi", "ha", "the", "nhi"))
+_ADDRESSEES = frozenset(("shop", "ad", "admin", "ban", "em", "anh", "chi"))
+
+
+def _without_closing(tokens: list[str]) -> list[str]:
+    while len(tokens) > 2:
+        if tokens[-1] in _ADDRESSEES and tokens[-2] in _CLOSING_PARTICLES:
+            tokens = tokens[:-2]
+        elif tokens[-1] in _CLOSING_PARTICLES:
+            tokens = tokens[:-1]
+        else:
+            break
+    return tokens
+
+
 def matching_form(text: str) -> str:
-    """`normalize()` plus typo repair against the knowledge-base vocabulary."""
-    return " ".join(_repair_typos(normalize(text).split(), _index()))
+    """`normalize()` plus typo repair against the knowledge-base vocabulary, closing
+    particles dropped."""
+    return " ".join(_without_closing(_repair_typos(normalize(text).split(), _index())))
 
 
 def scores(text: str) -> dict[str, float]:
@@ -614,6 +633,21 @@ def is_leak_report(text: str) -> bool:
     any open form, staff thread or order conversation (issue #11, "leaks first")."""
     result = understand(text)
     return result.confident and result.key == LEAK_REPORT
+
+
+_SENTENCES = re.compile(r"(?<=[?.!])\s+")
+
+
+def understand_sentences(text: str) -> list[Understanding]:
+    """For a message of several sentences ("Shop ở đâu? Phí ship bao nhiêu?"), the confident
+    reading of each sentence, in order, at most one per key; [] for a single sentence."""
+    sentences = [s for s in _SENTENCES.split(text.strip()) if len(s.split()) >= 2]
+    found: dict[str | None, Understanding] = {}
+    for sentence in sentences if len(sentences) >= 2 else ():
+        part = understand(sentence)
+        if part.confident and part.key not in found:
+            found[part.key] = part
+    return list(found.values())
 
 
 def understand(text: str) -> Understanding:
