@@ -190,6 +190,10 @@ async def _run_channels(
             await _start_zalo_oa(settings, runtime, sessions, routes, closers)
         if settings.has_zalo_bot:
             await _start_zalo_bot(settings, runtime, background, routes, closers)
+        if settings.staff_web_enabled:  # the server then runs in polling mode too
+            from bot.staff_web import StaffWeb
+
+            routes.extend(StaffWeb(runtime).routes())
         server: asyncio.Task[None] | None = None
         if routes:
             limits = WebLimits(

@@ -8,6 +8,7 @@ same. Inbound filters (flood control) run before any routing, in this order too.
 
 from __future__ import annotations
 
+from handlers import staff_desk
 from handlers.buttons import (
     ComplaintButton,
     KbButton,
@@ -34,6 +35,7 @@ ROUTERS: tuple[Router, ...] = (
     orders.router,  # ordering; free text while an order is open is relayed to staff
     order_staff.router,  # staff buttons and commands on orders; replies to order alerts
     rights.router,  # /mydata, /export, /delete, /withdraw, /legal, retention purge
+    staff_desk.router,  # /web: sign-in links for the staff web page
 )
 
 MAIN_MENU: tuple[MenuItem, ...] = (

@@ -27,6 +27,7 @@ from storage.models import (
     ZaloTokenPair,
 )
 from storage.retention import RetentionRepository
+from storage.staff_web import StaffWebRepository
 from storage.support import SupportRepository, SupportThread, Ticket
 
 # ---- customer lookup: exactly one, several, or nobody --------------------------------------
@@ -652,6 +653,7 @@ class UnitOfWork:
         self.erasure = ErasureRepository(self.session)
         self.zalo_tokens = ZaloTokenRepository(self.session)
         self.retention = RetentionRepository(self.session)
+        self.staff_web = StaffWebRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
