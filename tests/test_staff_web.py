@@ -357,3 +357,18 @@ def test_every_template_message_id_exists_in_both_languages() -> None:
     assert used
     for lang in ("vi", "en"):
         assert sorted(key for key in used if key not in catalog(lang)) == []
+
+
+@pytest.mark.subprocess
+def test_web_login_in_a_terminal_prints_a_link(tmp_path: Path) -> None:
+    from tests.helpers import run_cli
+
+    out = run_cli(
+        tmp_path,
+        "web-login",
+        "Chị Hạnh",
+        "--admin",
+        STAFF_WEB_ENABLED="true",
+        STAFF_WEB_PUBLIC_URL="https://shop.example",
+    )
+    assert re.fullmatch(r"https://shop\.example/staff/login/[\w-]{40,}\n", out)

@@ -335,7 +335,7 @@ async def sign_out(page: Page) -> Response:
     assert page.session is not None
     page.session.revoked_at = page.now
     await page.uow.audit.add(page.now, _actor(page), "web_signed_out")
-    response = redirect(f"/staff/login/-?lang={page.lang}")
+    response = redirect("/staff/")  # the "not signed in" page says how to sign in again
     response.delete_cookie(COOKIE, path="/staff", secure=True, httponly=True, samesite="strict")
     return response
 
