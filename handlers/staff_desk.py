@@ -14,7 +14,6 @@ actions (those live with their feature: orders/staff.py, support/complaints.py, 
 
 from __future__ import annotations
 
-import re
 import secrets
 import statistics
 from collections.abc import Sequence
@@ -31,11 +30,10 @@ from handlers.context import (
 )
 from handlers.i18n import t
 from handlers.messages import Inbound
-from handlers.orders import codes
+from handlers.orders.search import local_day_start
 from handlers.orders.service import VIETNAM_TIME
 from handlers.router import Composition, Router
 from handlers.support.complaints import reannounce_intervals
-from handlers.text import fold
 from storage.models import Order
 from storage.repositories import UnitOfWork
 from storage.staff_web import ADMIN, STAFF_ROLE
@@ -46,7 +44,6 @@ router = Router("staff_desk")
 LOGIN_TTL = timedelta(minutes=10)
 SESSION_TTL = timedelta(hours=12)
 WEB_CHANNEL = "web"  # the channel name of actions taken on the web page (audit, history)
-SEARCH_SCAN = 5000  # newest orders a name search looks through
 
 
 @dataclass(frozen=True)
@@ -126,43 +123,6 @@ def staff_context(
     return Context(
         uow=uow, inbound=inbound, config=replace(config, staff_admin_ids=admins), now=now, app=app
     )
-
-
-# ---- search ----------------------------------------------------------------------------------
-
-
-def local_day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=VIETNAM_TIME)
-
-
-async def search_orders(
-    uow: UnitOfWork,
-    query: str = "",
-    status: str | None = None,
-    day_from: date | None = None,
-    day_to: date | None = None,
-    limit: int = 100,
-) -> list[Order]:
-    """Orders matching a code, a name part (diacritics optional) or a phone part (any
-    format: "0912 345 678", "+84912345678", "912.345"), within the status and the local
-    dates given; newest first."""
-    since = local_day_start(day_from) if day_from else None
-    until = local_day_start(day_to) + timedelta(days=1) if day_to else None
-    query = query.strip()
-    scan = SEARCH_SCAN if query else limit
-    orders = list(await uow.staff_web.orders_between(status, since, until, scan))
-    if not query:
-        return orders
-    code = codes.normalize_code(query)
-    if code is not None:
-        return [o for o in orders if o.code == code]
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 3 and len(digits) >= len(re.sub(r"[\s.\-()+]", "", query)) - 1:
-        part = digits[1:] if digits.startswith("0") else digits
-        part = part[2:] if part.startswith("84") and len(part) > 9 else part
-        return [o for o in orders if o.phone and part in o.phone][:limit]
-    wanted = fold(query)
-    return [o for o in orders if wanted in fold(o.full_name or "")][:limit]
 
 
 # ---- tickets and their clocks ---------------------------------------------------------------

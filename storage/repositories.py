@@ -425,12 +425,6 @@ class OrderRepository:
         )
         return result.all()
 
-    async def recent_with_names(self, limit: int = 5000) -> Sequence[Order]:
-        result = await self.session.scalars(
-            self._query().where(Order.full_name.is_not(None)).order_by(Order.id.desc()).limit(limit)
-        )
-        return result.all()
-
     async def latest_phone(self, customer_id: int) -> str | None:
         """The phone number of the customer's newest order that has one."""
         return await self.session.scalar(

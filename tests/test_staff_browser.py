@@ -26,6 +26,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from storage.models import Disclosure, RelayedMessage
@@ -84,6 +86,14 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
 
 
+def follow(browser: webdriver.Chrome, by: str, value: str) -> None:
+    """Click what leads to another page and wait until that page replaced this one (else
+    the next lookup may find an element of the old page)."""
+    element = browser.find_element(by, value)
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(element))
+
+
 async def in_browser(action, *args):  # type: ignore[no-untyped-def]
     """Selenium blocks: run it beside the event loop that serves the bot."""
     return await asyncio.to_thread(action, *args)
@@ -93,7 +103,13 @@ async def sign_in_link(bot, api: FakeTelegramAPI) -> str:  # type: ignore[no-unt
     calls = await bot.send(
         api.text_update(STAFF_ADMIN, "/web", chat_id=STAFF_CHAT, chat_type="supergroup")
     )
-    (message,) = [c for c in calls if c.method == "sendMessage" and c["chat_id"] == STAFF_CHAT]
+    (message,) = [
+        c
+        for c in calls
+        if c.method == "sendMessage"
+        and c["chat_id"] == STAFF_CHAT
+        and "/staff/login/" in str(c["text"])
+    ]
     found = re.search(r"http://\S+", html.unescape(str(message["text"])))
     assert found is not None
     return found.group(0)
@@ -116,7 +132,7 @@ async def test_staff_page_in_chromium(
 
         # Sign in through the link: the page asks for a press first.
         await in_browser(browser.get, link)
-        await in_browser(lambda: browser.find_element(By.ID, "sign-in").click())
+        await in_browser(follow, browser, By.ID, "sign-in")
         assert await in_browser(lambda: browser.current_url) == f"http://localhost:{port}/staff/"
         cookie = await in_browser(browser.get_cookie, "vav_staff")
         assert cookie is not None and cookie["httpOnly"] and cookie["secure"]
@@ -127,8 +143,8 @@ async def test_staff_page_in_chromium(
 
         def search() -> None:
             browser.find_element(By.ID, "q").send_keys("nguyen thi lan")
-            browser.find_element(By.ID, "search").click()
-            browser.find_element(By.LINK_TEXT, code).click()
+            follow(browser, By.ID, "search")
+            follow(browser, By.LINK_TEXT, code)
 
         await in_browser(search)
         page = await in_browser(lambda: browser.page_source)
@@ -137,7 +153,7 @@ async def test_staff_page_in_chromium(
         # Reply to the customer.
         def reply() -> None:
             browser.find_element(By.ID, "reply").send_keys("Dạ shop gói tranh chiều nay ạ")
-            browser.find_element(By.ID, "send").click()
+            follow(browser, By.ID, "send")
 
         await in_browser(reply)
         await bot.settle()
@@ -150,7 +166,7 @@ async def test_staff_page_in_chromium(
         )
 
         # Hand to the carrier: the confirmation page shows exactly the slip.
-        await in_browser(lambda: browser.find_element(By.ID, "ship").click())
+        await in_browser(follow, browser, By.ID, "ship")
         slip = await in_browser(lambda: browser.find_element(By.ID, "slip").text)
         assert slip.splitlines()[1:] == [
             f"Mã đơn: {code}",
@@ -159,7 +175,7 @@ async def test_staff_page_in_chromium(
             "Địa chỉ: 12 Hàng Bông, phường Hoàn Kiếm, Hà Nội",
         ]
         assert (await order_by_code(bot.runtime, code)).status == "new"
-        await in_browser(lambda: browser.find_element(By.ID, "confirm-ship").click())
+        await in_browser(follow, browser, By.ID, "confirm-ship")
         await bot.settle()
         notice = await bot.wait_sent(CUSTOMER, code, count=1 + 2)  # confirmation, reply, this
         assert notice["text"] == html.escape(
@@ -175,6 +191,7 @@ async def test_staff_page_in_chromium(
         # A POST without the CSRF token (a form another site or a script planted) is refused,
         # although the browser sends the session cookie with it.
         order = await order_by_code(bot.runtime, code)
+        page_body = await in_browser(browser.find_element, By.TAG_NAME, "body")
         await in_browser(
             browser.execute_script,
             "const f = document.createElement('form'); f.method = 'post';"
@@ -183,7 +200,9 @@ async def test_staff_page_in_chromium(
             " f.appendChild(i); document.body.appendChild(f); f.submit();",
             order.id,
         )
-        await in_browser(lambda: browser.find_element(By.CLASS_NAME, "warn"))
+        await in_browser(
+            WebDriverWait(browser, 30).until, expected_conditions.staleness_of(page_body)
+        )
         assert html.escape(tr("staff.web.error.csrf")) in await in_browser(
             lambda: browser.page_source
         )

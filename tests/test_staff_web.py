@@ -59,7 +59,8 @@ async def web(
 
 async def link_for(harness: Harness, user_id: str = "900") -> str:
     """`/web` in the staff chat; returns the sign-in link's path."""
-    (message,) = await harness.staff("/web", user_id=user_id)
+    replies = await harness.staff("/web", user_id=user_id)
+    (message,) = [m for m in replies if "/staff/login/" in m.text]
     assert message.delete_after_seconds == 600  # the link leaves the chat when it expires
     url = re.search(r"https://\S+", html.unescape(message.text))
     assert url is not None
@@ -73,6 +74,7 @@ async def sign_in(harness: Harness, client: httpx.AsyncClient, user_id: str = "9
     assert page.status_code == 200 and 'id="sign-in"' in page.text
     answer = await client.post(path)
     assert answer.status_code == 303 and answer.headers["location"] == "/staff/"
+    await harness.deliver()  # the staff chat's "signed in" notice
     return csrf_of((await client.get("/staff/orders")).text)
 
 
@@ -110,6 +112,10 @@ async def test_a_link_signs_in_once_with_a_hardened_cookie(
         assert (await other.get("/staff/")).status_code == 401
     sessions = await harness.rows(StaffSession)
     assert len(sessions) == 1 and sessions[0].token_hash not in answer.headers["set-cookie"]
+    await harness.deliver()
+    assert harness.delivered(STAFF)[-1].text == html.escape(
+        tr("staff.web.signed_in", name="Staff 900")
+    )
     audit = [a for a in await harness.rows(AuditEntry) if a.action == "web_signed_in"]
     assert audit[0].actor == "staff:web:900:Staff 900" and audit[0].detail == "admin"
 

@@ -37,11 +37,12 @@ from bot.runtime import Runtime
 from bot.staff_web.charts import bar_chart
 from handlers import staff_desk
 from handlers.buttons import CarrierConfirmButton, OrderStatusButton
-from handlers.context import Context
+from handlers.context import Context, staff_notice
 from handlers.i18n import LANGUAGES, t
 from handlers.messages import strip_html
 from handlers.orders import staff as order_staff
 from handlers.orders.export import local_stamp, orders_csv
+from handlers.orders.search import search_orders
 from handlers.orders.service import (
     CANCELLED,
     SHIPPING,
@@ -115,6 +116,7 @@ class Page:
             else None
         )
         self.form: dict[str, str] = {}
+        self.queued = False  # the handler queued messages: deliver after the commit
         self.now = web.runtime.clock()
         lang = session.language if session else request.query_params.get("lang", "vi")
         self.lang = lang if lang in LANGUAGES else "vi"
@@ -252,6 +254,8 @@ class StaffWeb:
                     session.last_seen_at = page.now
                 response = await handler(page)
                 await uow.commit()
+                if page.queued:
+                    self.deliver()
                 return response
             except Refused as refused:
                 await uow.rollback()
@@ -313,6 +317,11 @@ async def sign_in(page: Page) -> Response:
     member = StaffMember(login.staff_id, login.staff_name, role)
     actor = f"staff:{staff_desk.WEB_CHANNEL}:{member.id}:{member.name}"[:64]
     await uow.audit.add(page.now, actor, "web_signed_in", detail=role)
+    # The team sees every sign-in: a link used by someone else does not go unnoticed.
+    await staff_notice(
+        uow, page.web.runtime.config, page.now, "staff.web.signed_in", name=member.name
+    )
+    page.queued = True
     response = redirect("/staff/")
     response.set_cookie(
         COOKIE,
@@ -397,7 +406,7 @@ async def orders_page(page: Page) -> Response:
     status = status if status in TRANSITIONS else None
     day_from, day_to = _date(source.get("from")), _date(source.get("to"))
     query = page.form.get("q", "")  # POSTed only: names and phones stay out of URLs
-    orders = await staff_desk.search_orders(page.uow, query, status, day_from, day_to)
+    orders = await search_orders(page.uow, query, status, day_from, day_to)
     return page.render(
         "orders.html",
         orders=orders,
