@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         "refreshes the access token with it.",
     )
     token.add_argument("refresh_token", metavar="REFRESH_TOKEN")
+    login = sub.add_parser(
+        "web-login",
+        help="print a single-use sign-in link (10 minutes) for the staff web page",
+        description="Issue a sign-in link for NAME, shown on the page and in the audit log. "
+        "While the bot runs it owns the database: type /web in the staff chat instead.",
+    )
+    login.add_argument("name", metavar="NAME")
+    login.add_argument("--admin", action="store_true", help="with admin rights (bulk export)")
     sub.add_parser(
         "purge",
         help="erase customers inactive longer than RETENTION_DAYS and expired drafts",
@@ -160,6 +168,26 @@ async def _zalo_token(settings: Settings, refresh_token: str) -> None:
     print("Zalo OA refresh token stored; the bot refreshes the access token on its next send.")
 
 
+async def _web_login(settings: Settings, name: str, admin: bool) -> None:
+    from bot.app import open_database
+    from handlers.staff_desk import StaffMember, issue_login
+    from storage.repositories import UnitOfWork
+    from storage.staff_web import ADMIN, STAFF_ROLE
+
+    if not settings.staff_web_url:
+        raise ConfigError("Configuration error: STAFF_WEB_ENABLED: the staff page is off")
+    member = StaffMember("cli", name.strip()[:100] or "admin", ADMIN if admin else STAFF_ROLE)
+    async with open_database(settings) as (_engine, sessions), UnitOfWork(sessions) as uow:
+        from bot.runtime import utc_now
+
+        now = utc_now()
+        secret = await issue_login(uow, member, now)
+        await uow.audit.add(now, "staff:cli", "web_login_issued", detail=member.role)
+        await uow.commit()
+    print(f"{settings.staff_web_url}/login/{secret}")
+    print("Single use, valid for 10 minutes.", file=sys.stderr)
+
+
 async def _run(settings: Settings) -> None:
     from bot.app import run_console
 
@@ -188,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "zalo-token":
             asyncio.run(_zalo_token(settings, args.refresh_token))
+        elif args.command == "web-login":
+            asyncio.run(_web_login(settings, args.name, args.admin))
         elif args.command == "purge":
             asyncio.run(_purge(settings))
         elif args.command == "backup":

@@ -247,6 +247,10 @@ async def _run_channels(
             from bot.payments import sepay_route
 
             routes.append(sepay_route(runtime, settings.payment_webhook_api_key.get_secret_value()))
+        if settings.staff_web_enabled:  # the server then runs in polling mode too
+            from bot.staff_web import StaffWeb
+
+            routes.extend(StaffWeb(runtime).routes())
         server: asyncio.Task[None] | None = None
         if routes:
             limits = WebLimits(

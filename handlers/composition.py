@@ -8,6 +8,7 @@ same. Inbound filters (flood control) run before any routing, in this order too.
 
 from __future__ import annotations
 
+from handlers import staff_desk
 from handlers.buttons import (
     CatalogButton,
     ComplaintButton,
@@ -40,6 +41,7 @@ ROUTERS: tuple[Router, ...] = (
     payments.router,  # payment status: staff one-tap "paid", /price, erasure of payment links
     catalog_admin.router,  # staff admins edit the catalog from the staff chat
     rights.router,  # /mydata, /export, /delete, /withdraw, /legal, retention purge
+    staff_desk.router,  # /web: sign-in links for the staff web page
 )
 
 MAIN_MENU: tuple[MenuItem, ...] = (

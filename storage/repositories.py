@@ -44,6 +44,7 @@ from storage.models import (
     ZaloTokenPair,
 )
 from storage.retention import RetentionRepository
+from storage.staff_web import StaffWebRepository
 from storage.support import SupportRepository, SupportThread, Ticket
 
 # ---- customer lookup: exactly one, several, or nobody --------------------------------------
@@ -554,12 +555,6 @@ class OrderRepository:
         )
         return result.all()
 
-    async def recent_with_names(self, limit: int = 5000) -> Sequence[Order]:
-        result = await self.session.scalars(
-            self._query().where(Order.full_name.is_not(None)).order_by(Order.id.desc()).limit(limit)
-        )
-        return result.all()
-
     async def latest_phone(self, customer_id: int) -> str | None:
         """The phone number of the customer's newest order that has one."""
         return await self.session.scalar(
@@ -784,6 +779,7 @@ class UnitOfWork:
         self.erasure = ErasureRepository(self.session)
         self.zalo_tokens = ZaloTokenRepository(self.session)
         self.retention = RetentionRepository(self.session)
+        self.staff_web = StaffWebRepository(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

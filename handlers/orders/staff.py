@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from collections.abc import Sequence
 from typing import get_args
 
@@ -32,6 +31,7 @@ from handlers.i18n import t
 from handlers.messages import Button, Document
 from handlers.orders import codes
 from handlers.orders.export import local_stamp, orders_csv
+from handlers.orders.search import search_orders
 from handlers.orders.service import (
     CANCELLED,
     CARRIER_FIELDS,
@@ -52,7 +52,6 @@ from handlers.orders.service import (
 from handlers.orders.validators import format_phone_display
 from handlers.relay import relay_to_customer, replied_thread
 from handlers.router import Router
-from handlers.text import fold
 from storage.models import Disclosure, Order
 from storage.tags import Tag
 
@@ -338,16 +337,7 @@ async def find_orders(ctx: Context) -> None:
     if len(query) < 2:
         await ctx.to_staff(ctx.staff_text("order.staff.find_usage"))
         return
-    digits = re.sub(r"\D", "", query)
-    phone_part = None
-    if len(digits) >= 3 and len(digits) >= len(query.replace(" ", "")) - 2:
-        phone_part = digits[1:] if digits.startswith("0") else digits
-    if phone_part:
-        orders = list(await ctx.uow.orders.by_phone_part(phone_part))
-    else:  # diacritic-insensitive: "nguyen" finds "Nguyễn"
-        wanted = fold(query)
-        recent = await ctx.uow.orders.recent_with_names()
-        orders = [o for o in recent if wanted in fold(o.full_name or "")][:20]
+    orders = await search_orders(ctx.uow, query, limit=20)
     await ctx.to_staff(_listing(ctx, orders))
 
 
