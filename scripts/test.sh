@@ -10,6 +10,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The staff page's browser test (tests/test_staff_browser.py) drives Debian's Chromium through
+# its chromedriver: installed here when missing (as root, on a fresh Debian machine).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "The browser test needs Debian's chromium and chromium-driver (apt-get install as root)." >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 # Keep compiled bytecode (pytest's rewritten test modules too) under .venv even where
 # PYTHONDONTWRITEBYTECODE is set: otherwise every worker and every `python -m bot` a test starts
 # compiles it all again, several seconds of CPU each.
