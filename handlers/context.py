@@ -16,7 +16,7 @@ from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
 from handlers.messages import STAFF, Button, ChannelCapabilities, Document, Inbound, Outbound
 from handlers.orders.catalog import Catalog
 from handlers.payloads import Payload
-from storage.models import ConversationState, Customer
+from storage.models import ConversationState, Customer, OutboxMessage
 from storage.repositories import UnitOfWork
 
 if TYPE_CHECKING:
@@ -95,9 +95,10 @@ def staff_message(
 
 async def enqueue(
     uow: UnitOfWork, message: Outbound, now: datetime, customer_id: int | None = None
-) -> int:
-    """Write `message` to the outbox (sent after the commit); returns the outbox id."""
-    row = await uow.outbox.add(
+) -> OutboxMessage:
+    """Write `message` to the outbox (sent after the commit); returns its row, whose id is
+    assigned when the transaction next flushes (rows of one flush keep their order)."""
+    return await uow.outbox.add(
         message.channel,
         message.chat_id,
         message.to_json(),
@@ -105,7 +106,6 @@ async def enqueue(
         customer_id=customer_id,
         tag=message.tag,
     )
-    return row.id
 
 
 async def staff_notice(
@@ -208,10 +208,10 @@ class Context:
         await self.uow.audit.add(self.now, self.actor, action, subject, detail)
 
     # ---- sending (all through the outbox, committed with the state change) ----------------
-    async def send(self, message: Outbound, customer_id: int | None = None) -> int:
-        outbox_id = await enqueue(self.uow, message, self.now, customer_id)
+    async def send(self, message: Outbound, customer_id: int | None = None) -> OutboxMessage:
+        row = await enqueue(self.uow, message, self.now, customer_id)
         self.sent.append(message)
-        return outbox_id
+        return row
 
     async def reply(
         self,
@@ -222,7 +222,7 @@ class Context:
         remove_keyboard: bool = False,
         document: Document | None = None,
         delete_after_seconds: int | None = None,
-    ) -> int:
+    ) -> OutboxMessage:
         """Answer in the conversation the inbound came from."""
         return await self.send(
             Outbound(
@@ -249,7 +249,7 @@ class Context:
         reply_to: int | None = None,
         document: Document | None = None,
         customer_id: int | None = None,
-    ) -> int:
+    ) -> OutboxMessage:
         """Post to the staff group chat; `html` must already be escaped."""
         return await self.send(
             staff_message(
@@ -270,7 +270,7 @@ class Context:
         key: str,
         params: dict[str, object] | None = None,
         buttons: ButtonRows = (),
-    ) -> int | None:
+    ) -> OutboxMessage | None:
         """Message another customer (staff actions) in their own channel and language."""
         identities = await self.uow.customers.identities_of(customer.id)
         reachable = [i for i in identities if i.unreachable_since is None] or list(identities)
