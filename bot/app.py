@@ -349,7 +349,7 @@ async def _start_telegram(
             if update is not None:
                 await receiver.handle(update)
 
-        routes.append(telegram_route(secret, handle))
+        routes.append(telegram_route(secret, handle, runtime.overloaded))
         log.info("telegram: webhook mode")
     else:
         await application.bot.delete_webhook()
@@ -420,6 +420,7 @@ async def _start_zalo_oa(
             verification_file_name=settings.zalo_verification_file_name or None,
             verification_file_content=settings.zalo_verification_file_content or None,
             window_s=settings.zalo_webhook_window_seconds,
+            overloaded=runtime.overloaded,
         )
     )
     log.info("zalo oa: webhook at /zalo/webhook")

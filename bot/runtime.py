@@ -21,9 +21,10 @@ import functools
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.channels.base import ChannelAdapter
 from handlers import composition
@@ -49,6 +50,7 @@ from storage.repositories import NewInbound, UnitOfWork, store_inbound_batch
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Job = Callable[["UnitOfWork"], Awaitable[Any]]
 
 INBOX_BATCH = 500  # arrivals stored per transaction
 PROCESS_BATCH = 64  # conversations (one message each) handled per transaction
@@ -115,9 +117,14 @@ class Runtime:
         self._maintenance_task: asyncio.Task[None] | None = None
         self._queues: dict[tuple[str, str], asyncio.Task[None]] = {}  # one task per chat
         self._sends = asyncio.Semaphore(self.delivery.sends_in_flight)
-        # Delivery's short transactions, one at a time: sends run concurrently, but SQLite has
-        # one writer, and more concurrent writers only mean more waiting for its lock.
-        self._bookkeeping = asyncio.Lock()
+        # Delivery's bookkeeping (claims, outcomes) from every chat's queue, run together in
+        # one transaction by `_bookkeeper`: sends run concurrently, the writes share a commit.
+        self._jobs: list[tuple[Job, asyncio.Future[object]]] = []
+        self._bookkeeper_task: asyncio.Task[None] | None = None
+        # Scheduled deletions: when the earliest is due (None: none known), and whether the
+        # outbox must be looked at again (at start, after an erasure moved some to now).
+        self._next_deletion: datetime | None = None
+        self._check_deletions = True
         self._recent_sends: dict[tuple[str, str], deque[datetime]] = {}  # chats with a quota
         self._paused: dict[tuple[str, str], datetime] = {}  # chat → when it may send again
         self._recovered = False
@@ -187,6 +194,7 @@ class Runtime:
                 await asyncio.sleep(delay)
                 continue
             failures = 0
+            await _let_others_in()
             del self._to_store[: len(batch)]
             for (inbound, stored), event_id in zip(batch, ids, strict=True):
                 if event_id is not None:
@@ -265,6 +273,7 @@ class Runtime:
             for key in more:
                 self._ready[key] = None
             self._wake_delivery.set()
+            await _let_others_in()
 
     def _fail_alone(self, key: tuple[str, str], exc: Exception, now: float) -> None:
         failures = self._failures[key] = self._failures.get(key, 0) + 1
@@ -323,6 +332,8 @@ class Runtime:
                     erased.append((head.channel, head.chat_id))
             await uow.inbox.mark_processed_many(marks, now)
             await uow.commit()
+        if after_commit:
+            self._check_deletions = True  # an erasure may have scheduled deletions for now
         self._backlog = max(0, self._backlog - len(heads))
         if self._backlog < self.high_water:
             self._capacity.set()
@@ -404,6 +415,7 @@ class Runtime:
         async with UnitOfWork(self.sessions) as uow:
             counts = await run_maintenance(uow, self.app, self.config, self.clock())
             await uow.commit()
+        self._check_deletions = True
         if counts.get("retention_erased"):
             await self.checkpoint()
         self._wake_delivery.set()
@@ -490,21 +502,70 @@ class Runtime:
     async def _run_queue(self, chat: tuple[str, str]) -> None:
         """Send one chat's due rows in order until its queue is empty or must wait (a retry,
         a rate limit). Nothing overtakes a row that waits; no other chat waits for this one.
-        One transaction per send: a send's outcome is stored with the claim of the next."""
+        A send's outcome is stored with the claim of the next, in the transaction the
+        bookkeeper shares among all chats; a chat whose queue held nothing more at its claim
+        ends without looking again (new rows wake the worker, which restarts it)."""
         try:
-            async with self._bookkeeping, UnitOfWork(self.sessions) as uow:
-                claim = await self._claim(uow, chat)
-                await uow.commit()
+            claim = await self._bookkeep(lambda uow: self._claim(uow, chat))
             while claim is not None:
                 async with self._sends:
                     outcome = await self._attempt(claim)
-                async with self._bookkeeping, UnitOfWork(self.sessions) as uow:
-                    waits = await self._record(uow, claim, outcome)
-                    claim = None if waits or self._stopping else await self._claim(uow, chat)
-                    await uow.commit()
+                claim = await self._bookkeep(
+                    functools.partial(self._record_and_claim, chat, claim, outcome)
+                )
         except Exception as exc:  # a database error: leave the rows pending, try again soon
             log.exception("delivery to a %s chat failed: %s", chat[0], type(exc).__name__)
             self._paused[chat] = self.clock() + timedelta(seconds=5)
+
+    async def _record_and_claim(
+        self,
+        chat: tuple[str, str],
+        claim: _Claim,
+        outcome: SendResult | Exception,
+        uow: UnitOfWork,
+    ) -> _Claim | None:
+        waits = await self._record(uow, claim, outcome)
+        if waits or self._stopping or not claim.more:
+            return None
+        return await self._claim(uow, chat)
+
+    async def _bookkeep(self, job: Callable[[UnitOfWork], Awaitable[Any]]) -> Any:
+        """Run `job` in the bookkeeper's next shared transaction; its result once committed."""
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._jobs.append((job, done))
+        if self._bookkeeper_task is None or self._bookkeeper_task.done():
+            self._bookkeeper_task = asyncio.create_task(self._bookkeeper(), name="bookkeeping")
+        return await done
+
+    async def _bookkeeper(self) -> None:
+        """Run queued delivery jobs together: one transaction, one commit per pass. When a
+        pass fails, its jobs are run again one per transaction, so that one failing job
+        (reported to its chat's queue) does not fail the others."""
+        while self._jobs:
+            jobs, self._jobs = self._jobs, []
+            try:
+                results = await self._run_jobs([job for job, _ in jobs])
+            except Exception as exc:
+                if len(jobs) == 1:
+                    jobs[0][1].set_exception(exc)
+                    continue
+                for job, done in jobs:
+                    try:
+                        (result,) = await self._run_jobs([job])
+                    except Exception as alone:
+                        done.set_exception(alone)
+                    else:
+                        done.set_result(result)
+                continue
+            for (_, done), result in zip(jobs, results, strict=True):
+                done.set_result(result)
+            await _let_others_in()
+
+    async def _run_jobs(self, jobs: list[Job]) -> list[object]:
+        async with UnitOfWork(self.sessions) as uow:
+            results = [await job(uow) for job in jobs]
+            await uow.commit()
+        return results
 
     def _quota_wait(self, chat: tuple[str, str]) -> float:
         """Seconds before this chat may be sent to again under its platform quota (e.g. 20
@@ -560,6 +621,7 @@ class Runtime:
             message,
             await self._platform_id(uow, message.edit_of),
             await self._platform_id(uow, message.reply_to),
+            more=len(rows) > len(batch),
         )
 
     async def _attempt(self, claim: _Claim) -> SendResult | Exception:
@@ -582,34 +644,34 @@ class Runtime:
             self._delivered_at[claim.chat[0]] = now
             if claim.chat in self._recent_sends:
                 self._recent_sends[claim.chat].append(now)
+        if isinstance(outcome, SendResult):
+            self._failing_since.pop(claim.row_ids[0], None)
+            await self._sent(uow, claim, outcome, now)
+            return False
         rows = await uow.outbox.by_ids(claim.row_ids)
         if not rows:
             return False  # erased while in flight (/delete removes unsent rows)
         for row in rows:
             row.send_started_at = None
             row.attempts += 1
-        if isinstance(outcome, SendResult):
-            self._failing_since.pop(rows[0].id, None)
-            self._sent(claim, outcome, rows, now)
-            return False
         return await self._failed(uow, outcome, rows, now)
 
-    def _sent(
-        self, claim: _Claim, result: SendResult, rows: Sequence[OutboxMessage], now: datetime
+    async def _sent(
+        self, uow: UnitOfWork, claim: _Claim, result: SendResult, now: datetime
     ) -> None:
+        """Mark the claimed rows sent with one UPDATE, without reading them again (rows
+        erased while in flight are simply not there any more)."""
         message = claim.message
         if message.edit_of is not None and result.platform_message_id is None:
             platform_id = claim.edit_id
         else:
             platform_id = result.platform_message_id
-        for row in rows:
-            row.status = "sent"
-            row.sent_at = now
-            row.platform_message_id = platform_id
-            if message.delete_after_seconds:
-                row.delete_at = now + timedelta(seconds=message.delete_after_seconds)
-            # The text may hold personal data; once delivered only the platform id is needed.
-            row.payload = {}
+        delete_at = None
+        if message.delete_after_seconds:
+            delete_at = now + timedelta(seconds=message.delete_after_seconds)
+            if self._next_deletion is None or delete_at < self._next_deletion:
+                self._next_deletion = delete_at
+        await uow.outbox.mark_sent(claim.row_ids, now, platform_id, delete_at)
 
     async def _failed(
         self,
@@ -724,8 +786,16 @@ class Runtime:
                 await uow.commit()
 
     async def _delete_due(self) -> float | None:
-        """Remove messages scheduled to disappear (e.g. /mydata on shared devices)."""
+        """Remove messages scheduled to disappear (e.g. /mydata on shared devices). The
+        outbox is read only when the earliest known deletion is due (or after an erasure):
+        a delivery pass with nothing to delete costs no query."""
         now = self.clock()
+        if not self._check_deletions:
+            if self._next_deletion is None:
+                return None
+            if self._next_deletion > now:
+                return (self._next_deletion - now).total_seconds()
+        self._check_deletions = False
         async with UnitOfWork(self.sessions) as uow:
             rows = await uow.outbox.scheduled_deletions()
             for row in rows:
@@ -739,8 +809,9 @@ class Runtime:
                         log.info("deleting outbox %s failed: %s", row.id, type(exc).__name__)
                 row.delete_at = None
             await uow.commit()
-            waits = [(r.delete_at - now).total_seconds() for r in rows if r.delete_at is not None]
-        return min(waits) if waits else None
+            later = [r.delete_at for r in rows if r.delete_at is not None]
+        self._next_deletion = min(later) if later else None
+        return (self._next_deletion - now).total_seconds() if self._next_deletion else None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -791,6 +862,14 @@ class Runtime:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+
+
+async def _let_others_in() -> None:
+    """Yield once after a transaction: whoever waits for the one SQLite connection (woken
+    when it was returned) takes it before this loop asks again — without this, a busy loop
+    re-takes it at once and the inbox writer, the processing loop and delivery starve each
+    other."""
+    await asyncio.sleep(0)
 
 
 MAX_FIELD_CHARS = 300  # names, ids, payloads, attachment references
@@ -849,6 +928,7 @@ class _Claim:
     message: Outbound
     edit_id: str | None
     reply_id: str | None
+    more: bool = True  # the chat's queue held more rows at the claim
 
 
 def _merge(message: Outbound, row: OutboxMessage, limit: int) -> Outbound | None:

@@ -130,14 +130,21 @@ async def healthz(_request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def telegram_route(secret: str, handle: Callable[[dict[str, object]], Awaitable[None]]) -> Route:
+def telegram_route(
+    secret: str,
+    handle: Callable[[dict[str, object]], Awaitable[None]],
+    overloaded: Callable[[], bool] = lambda: False,
+) -> Route:
     """POST /telegram/webhook: the secret header must match, else 403 and nothing stored.
 
     The update is stored in the inbox before the 200 answer; a failure to store answers 500,
-    so Telegram delivers it again.
+    so Telegram delivers it again — and so does 503, answered before storing anything while
+    the bot is `overloaded()` (backpressure).
     """
 
     async def endpoint(request: Request) -> Response:
+        if overloaded():
+            return PlainTextResponse("busy, retry later", status_code=503)
         data = await read_json(request, MAX_TELEGRAM_BODY, TELEGRAM_SECRET_HEADER, secret)
         if isinstance(data, Response):
             return data

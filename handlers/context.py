@@ -16,7 +16,7 @@ from handlers.i18n import DEFAULT_LANGUAGE, catalog, pick_language, t
 from handlers.messages import STAFF, Button, ChannelCapabilities, Document, Inbound, Outbound
 from handlers.orders.catalog import Catalog
 from handlers.payloads import Payload
-from storage.models import ChannelIdentity, ConversationState, Customer
+from storage.models import ChannelIdentity, ConversationState, Customer, OutboxMessage
 from storage.repositories import UnitOfWork
 
 if TYPE_CHECKING:
@@ -118,9 +118,10 @@ def staff_message(
 
 async def enqueue(
     uow: UnitOfWork, message: Outbound, now: datetime, customer_id: int | None = None
-) -> int:
-    """Write `message` to the outbox (sent after the commit); returns the outbox id."""
-    row = await uow.outbox.add(
+) -> OutboxMessage:
+    """Write `message` to the outbox (sent after the commit); returns its row, whose id is
+    assigned when the transaction next flushes (rows of one flush keep their order)."""
+    return await uow.outbox.add(
         message.channel,
         message.chat_id,
         message.to_json(),
@@ -128,7 +129,6 @@ async def enqueue(
         customer_id=customer_id,
         tag=message.tag,
     )
-    return row.id
 
 
 async def staff_notice(
@@ -240,10 +240,10 @@ class Context:
         await self.uow.audit.add(self.now, self.actor, action, subject, detail)
 
     # ---- sending (all through the outbox, committed with the state change) ----------------
-    async def send(self, message: Outbound, customer_id: int | None = None) -> int:
-        outbox_id = await enqueue(self.uow, message, self.now, customer_id)
+    async def send(self, message: Outbound, customer_id: int | None = None) -> OutboxMessage:
+        row = await enqueue(self.uow, message, self.now, customer_id)
         self.sent.append(message)
-        return outbox_id
+        return row
 
     async def reply(
         self,
@@ -255,7 +255,7 @@ class Context:
         document: Document | None = None,
         delete_after_seconds: int | None = None,
         photo: str | None = None,
-    ) -> int:
+    ) -> OutboxMessage:
         """Answer in the conversation the inbound came from."""
         return await self.send(
             Outbound(
@@ -283,7 +283,7 @@ class Context:
         reply_to: int | None = None,
         document: Document | None = None,
         customer_id: int | None = None,
-    ) -> int:
+    ) -> OutboxMessage:
         """Post to the staff group chat; `html` must already be escaped."""
         return await self.send(
             staff_message(
@@ -305,7 +305,7 @@ class Context:
         params: dict[str, object] | None = None,
         buttons: ButtonRows = (),
         document: Document | None = None,
-    ) -> int | None:
+    ) -> OutboxMessage | None:
         """Message a customer (staff actions, payments) in their own channel and language.
         Not attempted (None) when they have no account, or when their platform's messaging
         window has closed: then staff are told since when, and the number to call."""

@@ -181,6 +181,10 @@ class SqlCounter:
             collections.Counter
         )
         self.tx: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        # Rows per statement text: an executemany counts once above and len(rows) here.
+        self.rows: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
         self.loop_turns = 0
         self.on = False
 
@@ -188,9 +192,11 @@ class SqlCounter:
     def phase() -> str:
         task = asyncio.current_task()
         name = task.get_name() if task is not None else ""
-        if name.startswith("conv:"):
+        # The runtime's tasks: "inbox" stores arrivals (group commit, on behalf of the
+        # clients' receive() calls), "process" handles them in batches.
+        if name == "process" or name.startswith("conv:"):
             return "process"
-        if name.startswith("client"):
+        if name == "inbox" or name.startswith("client"):
             return "receive"
         if name == "maintenance":
             return "other"
@@ -200,9 +206,12 @@ class SqlCounter:
         from sqlalchemy import event
 
         @event.listens_for(sync_engine, "before_cursor_execute")
-        def _statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        def _statement(
+            conn: Any, cursor: Any, sql: str, parameters: Any, context: Any, many: bool
+        ) -> None:
             if self.on:
                 self.statements[self.phase()][sql] += 1
+                self.rows[self.phase()][sql] += len(parameters) if many else 1
 
         for name in ("begin", "commit", "rollback"):
             event.listen(sync_engine, name, self._tx_listener(name))
@@ -795,7 +804,7 @@ async def run_one(spec: dict[str, Any], profiler: Any = None) -> dict[str, Any]:
     answered = len(tracker.first_times)
     # Inbound messages processed: ours counts its inbox marks; PTB, what it answered.
     marks = sum(
-        n for sql, n in counter.statements["process"].items() if sql.startswith("UPDATE inbox SET")
+        n for sql, n in counter.rows["process"].items() if sql.startswith("UPDATE inbox SET")
     )
     processed = marks if spec["system"] == "ours" else answered
     if spec["mode"] == "closed":

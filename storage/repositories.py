@@ -283,8 +283,9 @@ class OutboxRepository:
             next_attempt_at=now,
             created_at=now,
         )
+        # No flush: the row is inserted with the transaction's next flush, together with the
+        # other rows of the message (ids in the order they were added).
         self.session.add(row)
-        await self.session.flush()
         return row
 
     async def get(self, outbox_id: int) -> OutboxMessage | None:
@@ -344,6 +345,31 @@ class OutboxRepository:
             select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
         )
         return result.all()
+
+    async def mark_sent(
+        self,
+        ids: Sequence[int],
+        now: datetime,
+        platform_message_id: str | None,
+        delete_at: datetime | None,
+    ) -> None:
+        """Delivered: keep only the platform id (the text may hold personal data)."""
+        values: dict[str, Any] = {
+            "status": "sent",
+            "sent_at": now,
+            "platform_message_id": platform_message_id,
+            "payload": {},
+            "attempts": OutboxMessage.attempts + 1,
+            "send_started_at": None,
+        }
+        if delete_at is not None:
+            values["delete_at"] = delete_at
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def interrupted(self) -> Sequence[OutboxMessage]:
         """Pending rows whose send had started when the process stopped (a crash)."""

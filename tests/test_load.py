@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
 import handlers.dispatcher as dispatcher
+from bot.web import TELEGRAM_PATH, TELEGRAM_SECRET_HEADER, telegram_route
+from bot.zalo.webhook import make_zalo_routes
 from handlers.context import Context
 from handlers.messages import Inbound
 from storage.models import InboxEvent
@@ -158,3 +162,35 @@ async def test_the_sweep_processes_rows_nobody_kicked(harness: Harness) -> None:
             break
         await asyncio.sleep(0.02)
     assert _helps(harness, "1") == 1
+
+
+async def test_overloaded_webhooks_answer_retry_before_storing(harness: Harness) -> None:
+    """Past the high-water mark a webhook answers 503 (the platform delivers the event again
+    later) and stores nothing; below it, the same event is stored and acknowledged."""
+    stored: list[Inbound] = []
+
+    async def receive(inbound: Inbound) -> bool:
+        stored.append(inbound)
+        return True
+
+    async def handle(update: dict[str, object]) -> None:
+        stored.append(harness.inbound("9", str(update["text"])))
+
+    routes = [
+        *make_zalo_routes(
+            receive, app_id="app", oa_secret_key="secret", overloaded=harness.runtime.overloaded
+        ),
+        telegram_route("tg-secret", handle, harness.runtime.overloaded),
+    ]
+    transport = httpx.ASGITransport(app=Starlette(routes=routes))
+    headers = {TELEGRAM_SECRET_HEADER: "tg-secret"}
+    async with httpx.AsyncClient(transport=transport, base_url="https://bot.vav.vn") as client:
+        harness.runtime.high_water = 0  # as if thousands of messages were waiting
+        assert (await client.post("/zalo/webhook", content=b"{}")).status_code == 503
+        busy = await client.post(TELEGRAM_PATH, json={"text": "hi"}, headers=headers)
+        assert busy.status_code == 503
+        assert stored == []
+        harness.runtime.high_water = 2000
+        again = await client.post(TELEGRAM_PATH, json={"text": "hi"}, headers=headers)
+        assert again.status_code == 200
+        assert len(stored) == 1

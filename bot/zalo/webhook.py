@@ -281,10 +281,16 @@ def make_zalo_routes(
     window_s: int = 300,
     clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     path: str = WEBHOOK_PATH,
+    overloaded: Callable[[], bool] = lambda: False,
 ) -> list[Route]:
-    """`POST /zalo/webhook`, plus `GET /<verification file>` for Zalo domain verification."""
+    """`POST /zalo/webhook`, plus `GET /<verification file>` for Zalo domain verification.
+
+    While the bot is `overloaded()` (too many messages stored and not yet processed), an
+    event is answered 503 before anything is stored: Zalo delivers it again later."""
 
     async def webhook(request: Request) -> Response:
+        if overloaded():
+            return PlainTextResponse("busy, retry later", status_code=503)
         raw = await read_body(request, MAX_BODY_BYTES)
         if isinstance(raw, Response):
             return raw
