@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from bot.channels.console import ConsoleAdapter, ConsoleChat
 from bot.config import ConfigError, Settings
+from bot.observability import observability_routes
 from bot.runtime import Runtime
 from bot.web import TELEGRAM_PATH, WebLimits, build_app, serve, telegram_route
 from handlers.context import ShopConfig
@@ -253,6 +254,7 @@ async def _run_channels(
             routes.extend(StaffWeb(runtime).routes())
         server: asyncio.Task[None] | None = None
         if routes:
+            routes.extend(observability_routes(runtime.metrics, runtime.pipeline_health))
             limits = WebLimits(
                 max_connections=settings.webhook_max_connections,
                 header_timeout=settings.webhook_header_timeout_seconds,
@@ -399,6 +401,7 @@ async def _start_zalo_oa(
         settings.zalo_app_secret.get_secret_value(),
         on_failure=token_failed,
     )
+    tokens.on_refresh = lambda outcome: runtime.metrics.token_refreshes.labels(outcome).inc()
     runtime.add_adapter(ZaloOAAdapter(ZaloOAClient(http, settings.zalo_api_base_url, tokens)))
     if settings.zalo_zns_templates:  # status updates outside the messaging window
         from bot.channels.zalo_zns import ZaloZNSAdapter

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.channels.base import ChannelAdapter
+from bot.observability import Metrics
 from handlers import composition
 from handlers.context import AfterCommit, ShopConfig, enqueue, staff_notice
 from handlers.dispatcher import dispatch
@@ -44,6 +45,7 @@ from handlers.messages import (
 from handlers.router import Composition
 from handlers.support.abuse import is_flood_limited
 from storage.db import Sessions, checkpoint, db_error_cause, is_transient_db_error
+from storage.health import PipelineHealth, pipeline_health
 from storage.models import OutboxMessage
 from storage.repositories import NewInbound, UnitOfWork, store_inbound_batch
 
@@ -134,6 +136,7 @@ class Runtime:
         # Waits before a conversation retries after a database error (disk full, locked).
         self.db_retry_delay = 1.0
         self.db_retry_max = 60.0
+        self.metrics = Metrics()  # rendered at /metrics when the web server runs
 
     def add_adapter(self, adapter: ChannelAdapter) -> None:
         """Deliver through `adapter` and tell the handlers what its channel can do."""
@@ -199,6 +202,7 @@ class Runtime:
             for (inbound, stored), event_id in zip(batch, ids, strict=True):
                 if event_id is not None:
                     self._backlog += 1
+                    self.metrics.messages_in.labels(inbound.channel).inc()
                     self._kick_conversation(inbound.channel, inbound.chat_id)
                 if not stored.done():
                     stored.set_result(event_id is not None)
@@ -332,6 +336,9 @@ class Runtime:
                     erased.append((head.channel, head.chat_id))
             await uow.inbox.mark_processed_many(marks, now)
             await uow.commit()
+        handled = self.clock()
+        for head, _ in messages:
+            self.metrics.handling.observe(max(0.0, (handled - head.received_at).total_seconds()))
         if after_commit:
             self._check_deletions = True  # an erasure may have scheduled deletions for now
         self._backlog = max(0, self._backlog - len(heads))
@@ -374,6 +381,11 @@ class Runtime:
             if is_transient_db_error(exc):
                 raise
             log.exception("apologizing on %s failed: %s", inbound.channel, type(exc).__name__)
+
+    async def pipeline_health(self) -> PipelineHealth:
+        """The backlog as the database holds it (for /healthz and /metrics)."""
+        async with self.sessions() as session:
+            return await pipeline_health(session, self.clock())
 
     async def checkpoint(self) -> None:
         """Truncate the SQLite WAL after an erasure (see `storage.db.checkpoint`)."""
@@ -622,6 +634,7 @@ class Runtime:
             await self._platform_id(uow, message.edit_of),
             await self._platform_id(uow, message.reply_to),
             more=len(rows) > len(batch),
+            queued_at=head.created_at,
         )
 
     async def _attempt(self, claim: _Claim) -> SendResult | Exception:
@@ -644,10 +657,16 @@ class Runtime:
             self._delivered_at[claim.chat[0]] = now
             if claim.chat in self._recent_sends:
                 self._recent_sends[claim.chat].append(now)
+        channel = claim.chat[0]
         if isinstance(outcome, SendResult):
             self._failing_since.pop(claim.row_ids[0], None)
+            self.metrics.messages_out.labels(channel).inc(len(claim.row_ids))
+            if claim.queued_at is not None:
+                waited = max(0.0, (now - claim.queued_at).total_seconds())
+                self.metrics.delivery.labels(channel).observe(waited)
             await self._sent(uow, claim, outcome, now)
             return False
+        self.metrics.send_errors.labels(channel, _error_kind(outcome)).inc()
         rows = await uow.outbox.by_ids(claim.row_ids)
         if not rows:
             return False  # erased while in flight (/delete removes unsent rows)
@@ -919,6 +938,13 @@ def _clean(inbound: Inbound) -> Inbound:
 MERGE_ROWS = 20  # rows looked at when merging a rate-limited chat's queue into one message
 
 
+def _error_kind(error: Exception) -> str:
+    """A send error's kind, for metrics (its reason may quote a platform's free text)."""
+    if isinstance(error, PermanentSendError):
+        return "permanent"
+    return "temporary" if isinstance(error, TemporarySendError) else "unclassified"
+
+
 @dataclass(frozen=True)
 class _Claim:
     """One send in flight: the rows it delivers (several when merged) and what is sent."""
@@ -929,6 +955,7 @@ class _Claim:
     edit_id: str | None
     reply_id: str | None
     more: bool = True  # the chat's queue held more rows at the claim
+    queued_at: datetime | None = None  # the first row's creation: delivery latency
 
 
 def _merge(message: Outbound, row: OutboxMessage, limit: int) -> Outbound | None:

@@ -155,8 +155,12 @@ def telegram_route(
 
 
 def build_app(routes: list[BaseRoute], limits: WebLimits | None = None) -> ASGIApp:
+    """The server's app: `routes`, and a bare `/healthz` unless they bring their own (the
+    running bot's, `bot.observability`, looks at the database)."""
     limits = limits or WebLimits()
-    app = Starlette(routes=[Route("/healthz", healthz), *routes])
+    paths = {getattr(route, "path", None) for route in routes}
+    defaults = [] if "/healthz" in paths else [Route("/healthz", healthz)]
+    app = Starlette(routes=[*defaults, *routes])
     return RequestLimits(app, limits.max_body_bytes, limits.body_timeout)
 
 

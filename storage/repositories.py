@@ -449,6 +449,7 @@ class InboxRepository:
                 InboxEvent.channel,
                 InboxEvent.chat_id,
                 InboxEvent.payload,
+                InboxEvent.received_at,
                 func.row_number()
                 .over(partition_by=(InboxEvent.channel, InboxEvent.chat_id), order_by=InboxEvent.id)
                 .label("position"),
@@ -469,6 +470,7 @@ class InboxRepository:
                 pending.c.chat_id,
                 pending.c.payload,
                 pending.c.pending,
+                pending.c.received_at,
             )
             .where(pending.c.position == 1)
             .order_by(pending.c.id)
@@ -502,6 +504,7 @@ class PendingHead:
     chat_id: str
     payload: dict[str, Any]
     pending: int  # unprocessed rows of the conversation, this one included
+    received_at: datetime
 
 
 _inbox = cast(Table, InboxEvent.__table__)

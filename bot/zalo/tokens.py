@@ -103,6 +103,8 @@ class ZaloTokenManager:
         self._lock = asyncio.Lock()
         self._pair: TokenPair | None = None
         self.refresh_count = 0  # successful refreshes by this process (metrics, tests)
+        # Told each refresh's outcome ("ok" / "failed"): the runtime's metrics count them.
+        self.on_refresh: Callable[[str], None] = lambda _outcome: None
 
     def __repr__(self) -> str:
         return f"ZaloTokenManager(app_id={self._app_id!r})"
@@ -146,12 +148,14 @@ class ZaloTokenManager:
                 new_pair = await self._request_new_pair(current.refresh_token)
             except ZaloAuthError as exc:
                 log.error("zalo oa token refresh failed: %s", exc)  # the one line for the operator
+                self.on_refresh("failed")
                 await self._alert(str(exc))
                 raise
             # Save before use: the old refresh token is already dead at Zalo.
             await self._store.save(new_pair)
             self._pair = new_pair
             self.refresh_count += 1
+            self.on_refresh("ok")
             log.info(
                 "zalo oa token refreshed; access token valid until %s",
                 new_pair.access_expires_at.isoformat(timespec="seconds"),
