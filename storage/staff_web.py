@@ -132,11 +132,18 @@ class StaffWebRepository:
 
     # ---- what the page lists ---------------------------------------------------------------
     async def orders_between(
-        self, status: str | None, since: datetime | None, until: datetime | None, limit: int
+        self,
+        status: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        payment: str | None = None,
     ) -> Sequence[Order]:
         query = select(Order).options(selectinload(Order.history)).where(Order.erased_at.is_(None))
         if status:
             query = query.where(Order.status == status)
+        if payment:
+            query = query.where(Order.payment_status == payment)
         if since is not None:
             query = query.where(Order.created_at >= since)
         if until is not None:

@@ -27,7 +27,9 @@ from tests.helpers import (
     FakeClock,
     Harness,
     RecordingAdapter,
+    joined,
     shop_config,
+    to_chat,
     tr,
 )
 from tests.test_support_flows import file_complaint
@@ -191,6 +193,25 @@ async def test_search_by_diacritic_free_name_or_any_phone_format(
     assert lan in filtered.text and ha in filtered.text  # ?q= is ignored
 
 
+async def test_orders_filtered_by_payment_show_total_and_payment(
+    web: tuple[Harness, httpx.AsyncClient],
+) -> None:
+    harness, client = web
+    paid = await harness.place_order("1", full_name="Nguyễn Thị Lan", request="SD-001")
+    unpaid = await harness.place_order("2", full_name="Phạm Thu Hà", request="DH-005")
+    order = await harness.order(paid)
+    await harness.staff(payload=f"pay:{order.id}:paid")  # the alert's one tap
+    await sign_in(harness, client)
+    for payment, expected in [("paid", {paid}), ("unpaid", {unpaid}), ("", {paid, unpaid})]:
+        page = await client.get(f"/staff/orders?payment={payment}")
+        assert page.status_code == 200
+        assert {code for code in (paid, unpaid) if code in page.text} == expected, payment
+    listing = (await client.get("/staff/orders?payment=paid")).text
+    assert html.escape(tr("catalog.payment.paid")) in listing
+    assert "4.500.000" in listing  # the order's total, as the shop writes prices
+    assert (await harness.order(paid)).payment_status == "paid"
+
+
 async def test_order_page_reply_and_confirmed_carrier_hand_off(
     web: tuple[Harness, httpx.AsyncClient],
 ) -> None:
@@ -298,6 +319,41 @@ async def test_bulk_export_is_for_admins_only_and_audited(
     text = answer.content.decode("utf-8-sig")
     assert text.startswith("Mã đơn,Trạng thái,Ngày đặt") and "Nguyễn Thị Lan" in text
     assert [a.action for a in await harness.rows(AuditEntry)][-1] == "orders_exported"
+
+
+async def test_admins_hide_and_reprice_works_on_the_web_page_open_orders_keep_theirs(
+    web: tuple[Harness, httpx.AsyncClient],
+) -> None:
+    harness, client = web
+    before = await harness.place_order("1", request="SD-001")  # confirmed at 4.500.000 ₫
+    await sign_in(harness, client, MEMBER)
+    assert (await client.get("/staff/products")).status_code == 403  # admins only
+    csrf = await sign_in(harness, client, "900")
+    page = await client.get("/staff/products")
+    assert page.status_code == 200 and "SD-001" in page.text and 'value="4500000"' in page.text
+
+    change = "/staff/products/SD-001"
+    refused = await client.post(change, data={"csrf": csrf, "action": "price", "price": "abc"})
+    assert refused.status_code == 400
+    assert html.escape(tr("catalog.admin.bad_price")) in refused.text
+    assert (await client.post(change, data={"action": "hide"})).status_code == 403  # no CSRF
+    moved = await client.post(change, data={"csrf": csrf, "action": "price", "price": "5.200.000"})
+    assert moved.status_code == 303
+    assert (await client.post(change, data={"csrf": csrf, "action": "hide"})).status_code == 303
+
+    # In effect at once: customers no longer see the work; the open order keeps its price.
+    categories = to_chat(await harness.say("2", "/catalog"), "2")
+    oil = harness.last_buttons("2")[0]  # the first kind: oil paintings
+    works = to_chat(await harness.press("2", oil.payload), "2")
+    assert "SD-004" in joined(works) and "SD-001" not in joined(categories + works)
+    assert (await harness.order(before)).price_vnd == 4_500_000
+    (await client.post(change, data={"csrf": csrf, "action": "show"}))
+    after = await harness.place_order("3", request="SD-001")
+    assert (await harness.order(after)).price_vnd == 5_200_000
+    actions = [a.action for a in await harness.rows(AuditEntry) if a.subject == "SD-001"]
+    assert actions == ["product_price", "product_hidden", "product_shown"]
+    listing = (await client.get("/staff/products")).text
+    assert 'value="5200000"' in listing
 
 
 # ---- tickets, read-only pages, dashboard ----------------------------------------------------

@@ -40,8 +40,12 @@ from handlers.buttons import CarrierConfirmButton, OrderStatusButton
 from handlers.context import Context, staff_notice
 from handlers.i18n import LANGUAGES, t
 from handlers.messages import strip_html
+from handlers.orders import catalog_admin
 from handlers.orders import staff as order_staff
+from handlers.orders.catalog import format_vnd
+from handlers.orders.catalog_store import from_row
 from handlers.orders.export import local_stamp, orders_csv
+from handlers.orders.payments import parse_amount
 from handlers.orders.search import search_orders
 from handlers.orders.service import (
     CANCELLED,
@@ -54,6 +58,7 @@ from handlers.orders.service import (
 from handlers.orders.validators import format_phone_display
 from handlers.staff_desk import StaffMember
 from handlers.support import complaints, talk
+from storage.catalog import PAID, REFUNDED, UNPAID
 from storage.repositories import UnitOfWork
 from storage.staff_web import StaffSession, digest
 from storage.support import SupportThread, Ticket, thread_tag, ticket_tag
@@ -140,6 +145,7 @@ class Page:
             local_time=local_time,
             status_label=lambda s: status_label(self.lang, s),
             phone=format_phone_display,
+            vnd=format_vnd,
             **values,
         )
         return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
@@ -229,6 +235,8 @@ class StaffWeb:
             Route("/privacy", page(privacy_page), methods=get),
             Route("/audit", page(audit_page), methods=get),
             Route("/export.csv", page(export_csv), methods=get),
+            Route("/products", page(products_page), methods=get),
+            Route("/products/{code}", page(product_change, post=True), methods=post),
             Route("/sessions", page(sessions_page), methods=get),
             Route("/sessions/{id:int}/revoke", page(revoke_session, post=True), methods=post),
         ]
@@ -399,19 +407,25 @@ async def dashboard_page(page: Page) -> Response:
 
 # ---- orders --------------------------------------------------------------------------------
 
+PAYMENT_STATUSES = (UNPAID, PAID, REFUNDED)
+
 
 async def orders_page(page: Page) -> Response:
     source = page.form if page.form else dict(page.request.query_params)
     status = source.get("status") or None
     status = status if status in TRANSITIONS else None
+    payment = source.get("payment") or None
+    payment = payment if payment in PAYMENT_STATUSES else None
     day_from, day_to = _date(source.get("from")), _date(source.get("to"))
     query = page.form.get("q", "")  # POSTed only: names and phones stay out of URLs
-    orders = await search_orders(page.uow, query, status, day_from, day_to)
+    orders = await search_orders(page.uow, query, status, day_from, day_to, payment=payment)
     return page.render(
         "orders.html",
         orders=orders,
         statuses=list(TRANSITIONS),
         selected=status or "",
+        payments=PAYMENT_STATUSES,
+        selected_payment=payment or "",
         day_from=source.get("from", ""),
         day_to=source.get("to", ""),
         query=query,
@@ -512,6 +526,33 @@ async def order_cancel(page: Page) -> Response:
 
     await page.act(cancel)
     return redirect(f"/staff/orders/{order.id}")
+
+
+# ---- catalog (admins) -------------------------------------------------------------------
+
+
+async def products_page(page: Page) -> Response:
+    page.require_admin()
+    rows = await page.uow.catalog.rows()
+    return page.render("products.html", products=[from_row(row) for row in rows])
+
+
+async def product_change(page: Page) -> Response:
+    """Hide, show or reprice a work, through the same functions as the staff chat's card:
+    audited, announced in the staff chat, in effect for the next message."""
+    page.require_admin()
+    row = await page.uow.catalog.by_code(page.request.path_params["code"])
+    if row is None:
+        raise Refused(404, "staff.web.error.not_found")
+    action = page.form.get("action", "")
+    if action in ("hide", "show"):
+        await page.act(lambda ctx: catalog_admin.set_hidden(ctx, row, action == "hide"))
+    elif action == "price" and (amount := parse_amount(page.form.get("price", ""))) is not None:
+        await page.act(lambda ctx: catalog_admin.set_price(ctx, row, amount))
+    else:
+        refusal = "catalog.admin.bad_price" if action == "price" else "staff.web.error.bad_request"
+        raise Refused(400, refusal)
+    return redirect("/staff/products")
 
 
 async def export_csv(page: Page) -> Response:

@@ -122,6 +122,18 @@ async def _changed(ctx: Context, row: ProductRow, action: str) -> None:
     await _show(ctx, from_row(row))
 
 
+async def set_hidden(ctx: Context, row: ProductRow, hidden: bool) -> None:
+    """Hide a work from the catalog (or show it again): from the chat and the web page."""
+    row.hidden = hidden
+    await _changed(ctx, row, "hidden" if hidden else "shown")
+
+
+async def set_price(ctx: Context, row: ProductRow, amount: int) -> None:
+    """A new price for new orders; open orders keep the price they were confirmed with."""
+    row.price_vnd = amount
+    await _changed(ctx, row, "price")
+
+
 @router.command("products", staff=True, help_key="help.staff.products")
 async def list_products(ctx: Context) -> None:
     if await ctx.refuse_unless_admin():
@@ -158,8 +170,7 @@ async def product_action(ctx: Context, button: ProductAdminButton) -> None:
         await ctx.to_staff(_staff(ctx, "catalog.admin.unknown", code=button.code))
         return
     if button.action in ("hide", "show"):
-        row.hidden = button.action == "hide"
-        await _changed(ctx, row, "hidden" if row.hidden else "shown")
+        await set_hidden(ctx, row, button.action == "hide")
     elif button.action == "price":
         await _set_pending(ctx, "price", {"code": row.code})
         await ctx.to_staff(_staff(ctx, "catalog.admin.ask_price", code=row.code))
@@ -270,8 +281,7 @@ async def _apply_price(ctx: Context, state: ConversationState) -> bool:
         if row is None:
             await ctx.to_staff(_staff(ctx, "catalog.admin.unknown", code=str(data["code"])[:20]))
             return True
-        row.price_vnd = amount
-        await _changed(ctx, row, "price")
+        await set_price(ctx, row, amount)
         return True
     category = str(data.get("category", "other"))
     product = Product(

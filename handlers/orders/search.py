@@ -36,18 +36,21 @@ async def search_orders(
     day_from: date | None = None,
     day_to: date | None = None,
     limit: int = 100,
+    payment: str | None = None,
 ) -> list[Order]:
-    """Orders matching `query` (see the module doc) within the status and the local dates
-    given, newest first; every order of those when `query` is empty."""
+    """Orders matching `query` (see the module doc) within the status, payment status and
+    local dates given, newest first; every order of those when `query` is empty."""
     query = query.strip()
-    filtered = status is not None or day_from is not None or day_to is not None
+    filtered = any(x is not None for x in (status, day_from, day_to, payment))
     part = phone_part(query) if query else None
     if part is not None and not filtered:  # every order, in the database
         return list(await uow.orders.by_phone_part(part, limit))
     since = local_day_start(day_from) if day_from else None
     until = local_day_start(day_to) + timedelta(days=1) if day_to else None
     orders = list(
-        await uow.staff_web.orders_between(status, since, until, SEARCH_SCAN if query else limit)
+        await uow.staff_web.orders_between(
+            status, since, until, SEARCH_SCAN if query else limit, payment
+        )
     )
     if not query:
         return orders
