@@ -43,7 +43,7 @@ from handlers.messages import (
     normalize_text,
 )
 from handlers.router import Composition
-from handlers.support.abuse import is_flood_limited
+from handlers.support.abuse import is_flood_limited, shed_if_flooding
 from storage.db import Sessions, checkpoint, db_error_cause, is_transient_db_error
 from storage.health import PipelineHealth, pipeline_health
 from storage.models import OutboxMessage
@@ -147,7 +147,8 @@ class Runtime:
     # ---- inbound ---------------------------------------------------------------------------
 
     async def receive(self, inbound: Inbound) -> bool:
-        """Store the inbound, then schedule its processing. False for a duplicate delivery.
+        """Store the inbound, then schedule its processing. False for a duplicate delivery and
+        for a message from a sender muted by flood control (not stored: it would be dropped).
 
         Arrivals are stored together (group commit): this returns once the transaction that
         holds this inbound has committed, so the adapter acknowledges only what is stored.
@@ -155,6 +156,10 @@ class Runtime:
         mark of unprocessed messages it first waits for the backlog to shrink (polling
         adapters thereby poll more slowly; webhooks ask `overloaded()` before calling)."""
         inbound = _clean(inbound)
+        if not inbound.from_staff_chat and shed_if_flooding(
+            self.sessions.kw.get("bind"), (inbound.channel, inbound.user_id), self.clock()
+        ):
+            return False  # a muted flooder's message: dropped as flood control would drop it
         while self._backlog >= self.high_water:
             self._capacity.clear()
             await self._capacity.wait()

@@ -101,6 +101,17 @@ def is_flood_limited(bind: object, key: Key, now: datetime) -> bool:
     return control is not None and control.over_limit(key, now)
 
 
+def shed_if_flooding(bind: object, key: Key, now: datetime) -> bool:
+    """Before storing: True (and counted, as a dropped message is) when the sender `key` is
+    muted already. The filter below would drop the message anyway once processed; shedding
+    it here keeps a flood out of the inbox, so other customers never queue behind it."""
+    control = _controls.get(bind)
+    if control is None or not control.over_limit(key, now):
+        return False
+    control.hit(key, now)
+    return True
+
+
 @router.inbound_filter
 async def allow(ctx: Context) -> bool:
     """Count this customer message; False when it must be dropped (the notice, once, is
