@@ -863,7 +863,12 @@ class Runtime:
         finishes and is recorded instead of being cut off."""
         tasks = self._inbound_tasks()
         if tasks:
-            await asyncio.wait(tasks, timeout=10)
+            _, late = await asyncio.wait(tasks, timeout=10)
+            # Still retrying (e.g. the database is down): stop anyway. An uncommitted batch
+            # stays pending in the inbox and is processed after the restart, exactly once.
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self._stopping = True
         if self._sweep_task is not None:
             self._sweep_task.cancel()
