@@ -30,6 +30,7 @@ from handlers.messages import Document, Inbound
 from handlers.orders import codes
 from handlers.orders.catalog import format_vnd
 from handlers.orders.service import CANCELLED, OPEN_STATUSES, refresh_alert
+from handlers.orders.staff import live_order
 from handlers.orders.vietqr import Transfer, VietQRError, transfer_note
 from handlers.router import Composition, Router
 from storage.catalog import PAID, UNPAID, PaymentEvent
@@ -158,18 +159,10 @@ async def set_payment(
     return True
 
 
-async def _live_order(ctx: Context, order_id: int) -> Order | None:
-    order = await ctx.uow.orders.by_id(order_id)
-    if order is None or order.erased_at is not None:
-        await ctx.to_staff(ctx.staff_text("order.staff.not_found"))
-        return None
-    return order
-
-
 @router.payload(PaymentButton, staff=True, refused_key="order.staff.not_found")
 async def payment_button(ctx: Context, button: PaymentButton) -> None:
     """One tap on the order alert: "Đã nhận tiền" (unpaid → paid) or "Đã hoàn tiền"."""
-    order = await _live_order(ctx, button.order_id)
+    order = await live_order(ctx, button.order_id)
     if order is None:
         return
     required = UNPAID if button.status == "paid" else PAID

@@ -60,7 +60,7 @@ router = Router("order_staff")
 CANCEL_REASONS: tuple[CancelReason, ...] = get_args(CancelReason)
 
 
-async def _live_order(ctx: Context, order_id: int) -> Order | None:
+async def live_order(ctx: Context, order_id: int) -> Order | None:
     order = await ctx.uow.orders.by_id(order_id)
     if order is None or order.erased_at is not None:
         await ctx.to_staff(ctx.staff_text("order.staff.not_found"))
@@ -70,7 +70,7 @@ async def _live_order(ctx: Context, order_id: int) -> Order | None:
 
 @router.payload(OrderStatusButton, staff=True, refused_key="order.staff.not_found")
 async def status_button(ctx: Context, button: OrderStatusButton) -> None:
-    order = await _live_order(ctx, button.order_id)
+    order = await live_order(ctx, button.order_id)
     if order is None:
         return
     target = button.status
@@ -110,7 +110,7 @@ async def _confirm_carrier(ctx: Context, order: Order) -> None:
 
 @router.payload(CarrierConfirmButton, staff=True, refused_key="order.staff.not_found")
 async def carrier_confirmed(ctx: Context, button: CarrierConfirmButton) -> None:
-    order = await _live_order(ctx, button.order_id)
+    order = await live_order(ctx, button.order_id)
     if order is None:
         return
     if SHIPPING not in TRANSITIONS[order.status]:
@@ -125,7 +125,7 @@ async def carrier_confirmed(ctx: Context, button: CarrierConfirmButton) -> None:
 
 @router.payload(KeepOrderButton, staff=True, refused_key="order.staff.not_found")
 async def keep_order(ctx: Context, button: KeepOrderButton) -> None:
-    order = await _live_order(ctx, button.order_id)
+    order = await live_order(ctx, button.order_id)
     if order is not None:
         await ctx.to_staff(
             ctx.staff_text(
@@ -200,7 +200,7 @@ async def _ask_cancel_reason(ctx: Context, order: Order) -> None:
 
 @router.payload(CancelReasonButton, staff=True, refused_key="order.staff.not_found")
 async def cancel_reason_button(ctx: Context, button: CancelReasonButton) -> None:
-    order = await _live_order(ctx, button.order_id)
+    order = await live_order(ctx, button.order_id)
     if order is None:
         return
     reason = button.reason
