@@ -820,6 +820,9 @@ class Runtime:
             if self._next_deletion > now:
                 return (self._next_deletion - now).total_seconds()
         self._check_deletions = False
+        # Senders running beside this pass note their deletions in _next_deletion; one that
+        # commits after the read below is kept by the merge at the end, not overwritten.
+        self._next_deletion = None
         async with UnitOfWork(self.sessions) as uow:
             rows = await uow.outbox.scheduled_deletions()
             for row in rows:
@@ -834,6 +837,8 @@ class Runtime:
                 row.delete_at = None
             await uow.commit()
             later = [r.delete_at for r in rows if r.delete_at is not None]
+        if self._next_deletion is not None:
+            later.append(self._next_deletion)
         self._next_deletion = min(later) if later else None
         return (self._next_deletion - now).total_seconds() if self._next_deletion else None
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
@@ -86,12 +86,24 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
 
 
-def follow(browser: webdriver.Chrome, by: str, value: str) -> None:
-    """Click what leads to another page and wait until that page replaced this one (else
+def leave_page(browser: webdriver.Chrome, action) -> None:  # type: ignore[no-untyped-def]
+    """Run what leads to another page and wait until that page replaced this one (else
     the next lookup may find an element of the old page)."""
-    element = browser.find_element(by, value)
-    element.click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(element))
+    # A mark on the old page's window: a new page has a fresh window object without it.
+    # (Chromium's staleness check can fail mid-navigation with "Node ... does not belong
+    # to the document", so the old page's elements are not used for waiting.)
+    browser.execute_script("window.__leaving = true;")
+    action()
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+        lambda driver: driver.execute_script(
+            "return !window.__leaving && document.readyState === 'complete';"
+        )
+    )
+
+
+def follow(browser: webdriver.Chrome, by: str, value: str) -> None:
+    """Click what leads to another page and wait for that page."""
+    leave_page(browser, lambda: browser.find_element(by, value).click())
 
 
 async def in_browser(action, *args):  # type: ignore[no-untyped-def]
@@ -192,17 +204,17 @@ async def test_staff_page_in_chromium(
         # A POST without the CSRF token (a form another site or a script planted) is refused,
         # although the browser sends the session cookie with it.
         order = await order_by_code(bot.runtime, code)
-        page_body = await in_browser(browser.find_element, By.TAG_NAME, "body")
         await in_browser(
-            browser.execute_script,
-            "const f = document.createElement('form'); f.method = 'post';"
-            " f.action = '/staff/orders/' + arguments[0] + '/status';"
-            " const i = document.createElement('input'); i.name = 'status'; i.value = 'done';"
-            " f.appendChild(i); document.body.appendChild(f); f.submit();",
-            order.id,
-        )
-        await in_browser(
-            WebDriverWait(browser, 30).until, expected_conditions.staleness_of(page_body)
+            leave_page,
+            browser,
+            lambda: browser.execute_script(
+                "const f = document.createElement('form'); f.method = 'post';"
+                " f.action = '/staff/orders/' + arguments[0] + '/status';"
+                " const i = document.createElement('input'); i.name = 'status';"
+                " i.value = 'done'; f.appendChild(i); document.body.appendChild(f);"
+                " f.submit();",
+                order.id,
+            ),
         )
         assert html.escape(tr("staff.web.error.csrf")) in await in_browser(
             lambda: browser.page_source
