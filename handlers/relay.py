@@ -8,8 +8,13 @@ the customer's erasure; staff-chat copies carry the thread tag, so they can be r
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from handlers.context import Context
+from storage.tags import Tag, TagKind
+
+Target = TypeVar("Target")
 
 MAX_RELAY_CHARS = 2000
 
@@ -70,3 +75,30 @@ async def replied_thread(ctx: Context) -> str | None:
         ctx.inbound.channel, ctx.inbound.chat_id, ctx.inbound.reply_to_message_id
     )
     return replied.tag if replied is not None else None
+
+
+async def addressed_in_staff_chat(
+    ctx: Context,
+    kind: TagKind,
+    by_id: Callable[[int], Awaitable[Target | None]],
+    split_code: Callable[[str], tuple[str | None, str]],
+    by_code: Callable[[str], Awaitable[Target | None]],
+    not_found_key: str,
+) -> tuple[Target | None, str] | None:
+    """What a staff-chat text addresses, and the text meant for it: the `kind` item whose
+    message it replies to, or the one whose code it starts with ("KN-7K3Q9 text").
+
+    None: it addresses no such item (another handler may take the text). `(None, text)`: a
+    code that names nothing; staff have been told (`not_found_key`)."""
+    text = ctx.inbound.text.strip()
+    tag = Tag.parse(await replied_thread(ctx))
+    target = await by_id(tag.id) if tag is not None and tag.kind == kind else None
+    if target is not None:
+        return target, text
+    code, rest = split_code(text)
+    if code is None:
+        return None
+    target = await by_code(code)
+    if target is None:
+        await ctx.to_staff(ctx.staff_text(not_found_key))
+    return target, rest

@@ -536,6 +536,17 @@ async def test_talk_to_staff_relays_both_ways_until_staff_close(harness: Harness
     assert texts(late) == [staff_tr("talk.staff.already_closed", code=thread.code)]
 
 
+async def test_a_typed_code_that_names_nothing_is_said_so(harness: Harness) -> None:
+    """Staff type a thread's or a ticket's code with a typo: they are told, nothing is sent."""
+    for typed, key in (
+        ("TK-22222 dạ em gọi lại ngay", "talk.staff.not_found"),
+        ("kn 22222 shop đang kiểm tra ạ", "support.staff.not_found"),
+    ):
+        replies = await harness.staff(typed)
+        assert texts(replies) == [staff_tr(key)]
+    assert await harness.rows(RelayedMessage) == []
+
+
 async def test_talk_needs_consent_and_staff_chatter_is_ignored(harness: Harness) -> None:
     first = await harness.press("1", "talk")
     assert first[0].text == tr("consent.needed_first")

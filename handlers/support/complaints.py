@@ -41,7 +41,7 @@ from handlers.orders import codes
 from handlers.orders.service import local_time, order_tag
 from handlers.orders.staff import reply_to_order
 from handlers.orders.validators import PHOTOS_MAX, parse_photos
-from handlers.relay import relay_to_customer, replied_thread
+from handlers.relay import addressed_in_staff_chat, relay_to_customer
 from handlers.router import Composition, Router
 from handlers.support.talk import THREAD_PREFIX, answer_in_thread, leading_code, new_support_code
 from handlers.text import fold, word_set
@@ -609,21 +609,19 @@ async def interim_reply(ctx: Context, ticket: Ticket, text: str) -> bool:
 @router.staff_text
 async def ticket_reply(ctx: Context) -> bool:
     """A reply to a ticket's alert, or "KN-XXXXX text", is an interim reply."""
-    text = ctx.inbound.text.strip()
-    ticket: Ticket | None = None
-    tag = Tag.parse(await replied_thread(ctx))
-    if tag is not None and tag.kind == "ticket":
-        ticket = await ctx.uow.support.ticket(tag.id)
-    if ticket is None:
-        code, rest = leading_ticket_code(text)
-        if code is None:
-            return False
-        ticket = await ctx.uow.support.ticket_by_code(code)
-        if ticket is None:
-            await ctx.to_staff(ctx.staff_text("support.staff.not_found"))
-            return True
-        text = rest
-    await interim_reply(ctx, ticket, text)
+    addressed = await addressed_in_staff_chat(
+        ctx,
+        "ticket",
+        ctx.uow.support.ticket,
+        leading_ticket_code,
+        ctx.uow.support.ticket_by_code,
+        "support.staff.not_found",
+    )
+    if addressed is None:
+        return False
+    ticket, text = addressed
+    if ticket is not None:
+        await interim_reply(ctx, ticket, text)
     return True
 
 

@@ -25,13 +25,12 @@ from handlers.i18n import t
 from handlers.messages import Button
 from handlers.orders import codes
 from handlers.orders.service import local_time
-from handlers.relay import relay_from_customer, relay_to_customer, replied_thread
+from handlers.relay import addressed_in_staff_chat, relay_from_customer, relay_to_customer
 from handlers.router import Router
 from handlers.support.understanding import is_leak_report
 from storage.models import Customer
 from storage.repositories import UnitOfWork
 from storage.support import SupportThread, thread_tag
-from storage.tags import Tag
 
 router = Router("talk")
 
@@ -153,21 +152,19 @@ async def _thread_by_code(ctx: Context, typed: str) -> SupportThread | None:
 @router.staff_text
 async def staff_reply(ctx: Context) -> bool:
     """A reply to a support-thread message, or "TK-XXXXX text", goes to the customer."""
-    text = ctx.inbound.text.strip()
-    thread: SupportThread | None = None
-    tag = Tag.parse(await replied_thread(ctx))
-    if tag is not None and tag.kind == "support":
-        thread = await ctx.uow.support.thread(tag.id)
-    if thread is None:
-        code, rest = leading_code(text, THREAD_PREFIX)
-        if code is None:
-            return False
-        thread = await ctx.uow.support.thread_by_code(code)
-        if thread is None:
-            await ctx.to_staff(ctx.staff_text("talk.staff.not_found"))
-            return True
-        text = rest
-    await answer_in_thread(ctx, thread, text)
+    addressed = await addressed_in_staff_chat(
+        ctx,
+        "support",
+        ctx.uow.support.thread,
+        lambda text: leading_code(text, THREAD_PREFIX),
+        ctx.uow.support.thread_by_code,
+        "talk.staff.not_found",
+    )
+    if addressed is None:
+        return False
+    thread, text = addressed
+    if thread is not None:
+        await answer_in_thread(ctx, thread, text)
     return True
 
 
